@@ -1,0 +1,1 @@
+//! The log store of `weaver multi` deployments and CEL queries over it.

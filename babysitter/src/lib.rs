@@ -1,0 +1,6 @@
+//! The multiprocess deployer behind `weaver multi deploy`.
+//!
+//! The babysitter reads `weaver.toml`, spawns replicas of the application
+//! binary through envelopes, starts colocation groups on first activation,
+//! pushes routing to subscribers, runs one proxy per listener and tears the
+//! whole deployment down on ctrl-c.

@@ -1,0 +1,3 @@
+//! `weaver`: deploy, inspect and tear down Weaver for Rust applications.
+
+fn main() {}

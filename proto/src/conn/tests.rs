@@ -1,0 +1,129 @@
+use super::*;
+use crate::runtime::{envelope_msg, weavelet_msg};
+use crate::runtime::{ActivateComponentReply, ActivateComponentRequest, LogEntryBatch};
+
+type EnvSide = Conn<EnvelopeMsg, WeaveletMsg>;
+type WvSide = Conn<WeaveletMsg, EnvelopeMsg>;
+
+fn pair() -> ((EnvSide, Incoming<WeaveletMsg>), (WvSide, Incoming<EnvelopeMsg>)) {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let (ar, aw) = tokio::io::split(a);
+    let (br, bw) = tokio::io::split(b);
+    (
+        Conn::new(ar, aw, crate::MAX_FRAME_LEN),
+        Conn::new(br, bw, crate::MAX_FRAME_LEN),
+    )
+}
+
+fn activate(name: &str) -> WeaveletMsg {
+    WeaveletMsg {
+        msg: Some(weavelet_msg::Msg::ActivateComponentReq(
+            ActivateComponentRequest {
+                component: name.into(),
+                routed: false,
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn requests_are_numbered_from_one_and_replies_negated() {
+    let ((env, mut env_in), (wv, _wv_in)) = pair();
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let req = env_in.recv().await.unwrap();
+            seen.push(req.id);
+            let reply = EnvelopeMsg {
+                msg: Some(envelope_msg::Msg::ActivateComponentReply(
+                    ActivateComponentReply {},
+                )),
+                ..Default::default()
+            };
+            if req.id == 2 {
+                env.reply_error(req.id, "no such component".into()).unwrap();
+            } else {
+                env.reply(req.id, reply).unwrap();
+            }
+        }
+        seen
+    });
+    let r1 = wv.call(activate("a")).await.unwrap();
+    assert_eq!(r1.id, -1);
+    let r2 = wv.call(activate("b")).await.unwrap_err();
+    assert!(matches!(r2, ConnError::Remote(ref m) if m == "no such component"));
+    let r3 = wv.call(activate("c")).await.unwrap();
+    assert_eq!(r3.id, -3);
+    assert_eq!(server.await.unwrap(), vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn one_way_messages_carry_id_zero_and_keep_order() {
+    let ((_env, mut env_in), (wv, _wv_in)) = pair();
+    for i in 0..100 {
+        let batch = LogEntryBatch {
+            entries: vec![crate::runtime::LogEntry {
+                msg: format!("m{i}"),
+                ..Default::default()
+            }],
+        };
+        wv.send(WeaveletMsg {
+            msg: Some(weavelet_msg::Msg::LogEntryBatch(batch)),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    for i in 0..100 {
+        let m = env_in.recv().await.unwrap();
+        assert_eq!(m.id, 0);
+        let Some(weavelet_msg::Msg::LogEntryBatch(b)) = m.msg else {
+            panic!("wrong payload")
+        };
+        assert_eq!(b.entries[0].msg, format!("m{i}"));
+    }
+}
+
+#[tokio::test]
+async fn closing_fails_waiters_and_ends_incoming() {
+    let ((env, mut env_in), (wv, mut wv_in)) = pair();
+    let call = tokio::spawn({
+        let wv = wv.clone();
+        async move { wv.call(activate("x")).await }
+    });
+    // The request arrives; then the envelope side goes away without replying.
+    assert_eq!(env_in.recv().await.unwrap().id, 1);
+    drop(env);
+    drop(env_in);
+    let err = call.await.unwrap().unwrap_err();
+    assert!(matches!(err, ConnError::Closed(_)), "{err:?}");
+    assert!(wv_in.recv().await.is_none());
+    assert!(wv.is_closed());
+    assert!(matches!(wv.send(activate("y")), Err(ConnError::Closed(_))));
+    assert!(wv.closed().await.contains("end of stream"));
+}
+
+#[tokio::test]
+async fn garbage_from_the_peer_closes_with_a_decode_error() {
+    use tokio::io::AsyncWriteExt;
+    let (a, mut b) = tokio::io::duplex(1024);
+    let (ar, aw) = tokio::io::split(a);
+    let (wv, mut wv_in): (WvSide, _) = Conn::new(ar, aw, 1024);
+    // A plausible length followed by bytes that are not a protobuf message.
+    b.write_all(&[3, 0, 0, 0, 0xff, 0xff, 0xff]).await.unwrap();
+    assert!(wv_in.recv().await.is_none());
+    let reason = wv.closed().await;
+    assert!(reason.contains("not a valid EnvelopeMsg"), "{reason}");
+}
+
+#[tokio::test]
+async fn oversized_frames_close_without_allocating() {
+    use tokio::io::AsyncWriteExt;
+    let (a, mut b) = tokio::io::duplex(1024);
+    let (ar, aw) = tokio::io::split(a);
+    let (wv, mut wv_in): (WvSide, _) = Conn::new(ar, aw, 1024);
+    b.write_all(&u32::MAX.to_le_bytes()).await.unwrap();
+    assert!(wv_in.recv().await.is_none());
+    let reason = wv.closed().await;
+    assert!(reason.contains("exceeds the maximum of 1024"), "{reason}");
+}

@@ -1,0 +1,1 @@
+//! Formatting of `LogEntry` records, shared by every process that prints them.
