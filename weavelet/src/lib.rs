@@ -1,1 +1,139 @@
-//! Weaver for Rust.
+//! Weaver for Rust: write an application as components, run it as one
+//! process or many.
+//!
+//! This is the one library an application links. A component is a trait
+//! marked [`component`] whose methods take a [`Context`] first and return a
+//! [`Result`]; an implementation is a struct marked [`implements`]; the
+//! application's entry point is a struct marked [`main`] whose fields are
+//! [`Ref`]s to the components it calls and the [`Listener`]s it serves.
+//!
+//! ```no_run
+//! use weaver::{Context, Listener, Ref};
+//!
+//! #[weaver::component]
+//! pub trait Reverser {
+//!     async fn reverse(&self, ctx: &Context, s: String) -> weaver::Result<String>;
+//! }
+//!
+//! #[weaver::implements(Reverser)]
+//! struct ReverserImpl;
+//!
+//! impl Reverser for ReverserImpl {
+//!     async fn reverse(&self, _ctx: &Context, s: String) -> weaver::Result<String> {
+//!         Ok(s.chars().rev().collect())
+//!     }
+//! }
+//!
+//! #[weaver::main]
+//! struct App {
+//!     reverser: Ref<dyn Reverser>,
+//!     hello: Listener,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> weaver::Result<()> {
+//!     weaver::run(|app: &App, ctx| async move {
+//!         let s = app.reverser.get().reverse(&ctx, "!olleh".into()).await?;
+//!         println!("{s} on {}", app.hello.proxy_addr());
+//!         Ok(())
+//!     })
+//!     .await
+//! }
+//! ```
+//!
+//! Run directly (`cargo run`), every component lives in this process and
+//! calls are plain async calls. Started by `weaver multi deploy`, the same
+//! binary becomes a *weavelet*: it hosts the components the deployer assigns
+//! to it, and calls to components elsewhere become RPCs.
+//!
+//! Runtime diagnostics go through `tracing`; application logs go through
+//! [`Logger`].
+
+mod component;
+mod config;
+mod context;
+mod error;
+mod listener;
+mod logger;
+mod routing;
+mod runtime;
+
+pub use component::{Config, Main, Ref};
+pub use config::CONFIG_ENV;
+pub use context::Context;
+pub use error::{Error, Result};
+pub use listener::Listener;
+pub use logger::{Attrs, Logger};
+pub use runtime::run;
+pub use weaver_macros::{component, implements, main, router};
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed, sendable future.
+#[doc(hidden)]
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Items the macros' output names. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::component::{
+        Builder, Handle, Implementation, Instance, Interface, MethodInfo, Registration, Target,
+        Transport, Wrap,
+    };
+    pub use crate::routing::route_key;
+    pub use crate::BoxFuture;
+    pub use linkme;
+    pub use serde;
+
+    use crate::{Error, Result};
+
+    /// Every component implementation linked into the binary.
+    #[linkme::distributed_slice]
+    pub static COMPONENTS: [Registration];
+
+    /// Encodes arguments or results.
+    ///
+    /// # Errors
+    ///
+    /// If a value cannot be serialized.
+    pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+        postcard::to_allocvec(value).map_err(|e| Error::internal(format!("encode: {e}")))
+    }
+
+    /// Decodes arguments or results.
+    ///
+    /// # Errors
+    ///
+    /// If the bytes are not a valid `T`.
+    pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+        postcard::from_bytes(bytes).map_err(|e| Error::internal(format!("decode: {e}")))
+    }
+
+    /// The local implementation inside an instance.
+    ///
+    /// # Errors
+    ///
+    /// If the instance is not of the expected type (a registration bug).
+    pub fn downcast<T: 'static>(instance: &Instance) -> Result<&T> {
+        instance
+            .downcast_ref::<T>()
+            .ok_or_else(|| Error::internal("component instance of unexpected type"))
+    }
+
+    /// The error for a method index the component does not have.
+    pub fn unknown_method(component: &str, method: u32) -> Error {
+        Error::internal(format!("component {component} has no method {method}"))
+    }
+
+    /// Fails to compile unless `T` can be an argument or result.
+    pub fn assert_serializable<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+
+    /// Fails to compile unless `T` can be a routing key.
+    pub fn assert_routing_key<T: serde::Serialize>() {}
+
+    /// Wraps `Result<T>` as an erased future's output.
+    pub fn ready<T: Send + 'static>(value: Result<T>) -> BoxFuture<'static, Result<T>> {
+        Box::pin(std::future::ready(value))
+    }
+}

@@ -1,1 +1,93 @@
-fn main() {}
+//! The Weaver for Rust tutorial: a Main component that serves HTTP and a
+//! Reverser component it calls.
+//!
+//! Run with:
+//!
+//! ```sh
+//! cargo run -p hello                                  # one process
+//! cargo build --release -p hello -p weaver-cli
+//! target/release/weaver multi deploy examples/hello/weaver.toml   # many processes
+//! curl 'localhost:12345/hello?name=Weaver'           # Hello, revaeW!
+//! ```
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use weaver::{Context, Listener, Logger, Ref};
+
+/// Reverses strings.
+#[weaver::component]
+pub(crate) trait Reverser {
+    /// Returns `s` reversed.
+    async fn reverse(&self, ctx: &Context, s: String) -> weaver::Result<String>;
+}
+
+#[weaver::implements(Reverser)]
+struct ReverserImpl {
+    logger: Logger,
+}
+
+impl Reverser for ReverserImpl {
+    async fn reverse(&self, _ctx: &Context, s: String) -> weaver::Result<String> {
+        self.logger.info("reversing", [("len", s.chars().count())]);
+        Ok(s.chars().rev().collect())
+    }
+}
+
+/// The Main component: a reference to the Reverser and the `hello` listener.
+#[weaver::main]
+struct App {
+    reverser: Ref<dyn Reverser>,
+    hello: Listener,
+    logger: Logger,
+}
+
+#[tokio::main]
+async fn main() -> weaver::Result<()> {
+    weaver::run(|app: &'static App, _ctx| async move {
+        app.logger.info(
+            "hello listener available",
+            [("address", app.hello.proxy_addr())],
+        );
+        loop {
+            let (stream, _) = app.hello.accept().await?;
+            tokio::spawn(async move {
+                let service = service_fn(move |req| handle(app, req));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+    .await
+}
+
+/// `GET /hello?name=X` answers `Hello, <X reversed>!`.
+async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() != "/hello" {
+        return Ok(reply(StatusCode::NOT_FOUND, "not found\n".into()));
+    }
+    let name = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("name=")))
+        .unwrap_or("")
+        .to_string();
+    let ctx = Context::new();
+    match app.reverser.get().reverse(&ctx, name).await {
+        Ok(reversed) => Ok(reply(StatusCode::OK, format!("Hello, {reversed}!"))),
+        Err(e) => Ok(reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))),
+    }
+}
+
+fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp
+}

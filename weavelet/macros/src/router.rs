@@ -1,0 +1,127 @@
+//! `#[router(Component)]`: an `impl` block of routing-key methods.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, ImplItem, ItemImpl, Path, ReturnType, Type};
+
+use crate::util::{self, Errors};
+
+struct RouterMethod {
+    name: syn::Ident,
+    arity: usize,
+    key: Type,
+}
+
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let (component, krate) = parse_options(attr)?;
+    let imp: ItemImpl = syn::parse2(item)?;
+    if let Some((_, path, _)) = &imp.trait_ {
+        return Err(syn::Error::new(
+            path.span(),
+            "#[weaver::router] goes on an inherent impl block (`impl MyRouter { ... }`)",
+        ));
+    }
+    let methods = check_methods(&imp)?;
+    let self_ty = &imp.self_ty;
+    let routing = util::sibling(&component, util::routing_name);
+    let key = methods
+        .first()
+        .map(|m| m.key.clone())
+        .unwrap_or_else(|| syn::parse_quote!(()));
+    let wrappers = methods.iter().map(|m| {
+        let mname = &m.name;
+        let alias = util::sibling(&component, |c| util::args_alias_name(c, mname));
+        let vars: Vec<_> = (0..m.arity).map(|i| format_ident!("__a{}", i)).collect();
+        quote_spanned! {mname.span()=>
+            fn #mname(&self, ctx: &#krate::Context, args: &#alias) -> ::core::option::Option<Self::Key> {
+                let (#(#vars,)*) = args;
+                ::core::option::Option::Some(<#self_ty>::#mname(self, ctx, #(#vars),*))
+            }
+        }
+    });
+    Ok(quote! {
+        #imp
+
+        impl #routing for #self_ty {
+            type Key = #key;
+            #(#wrappers)*
+        }
+    })
+}
+
+fn parse_options(attr: TokenStream) -> syn::Result<(Path, Path)> {
+    let mut component = None;
+    let mut krate = util::default_crate();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") {
+            let s: syn::LitStr = meta.value()?.parse()?;
+            krate = s.parse()?;
+        } else if component.is_none() {
+            component = Some(meta.path.clone());
+        } else {
+            return Err(meta.error("expected the component trait, e.g. #[weaver::router(Cache)]"));
+        }
+        Ok(())
+    });
+    syn::parse::Parser::parse2(parser, attr)?;
+    let component = component.ok_or_else(|| {
+        syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "name the component this routes, e.g. #[weaver::router(Cache)]",
+        )
+    })?;
+    Ok((component, krate))
+}
+
+fn check_methods(imp: &ItemImpl) -> syn::Result<Vec<RouterMethod>> {
+    let mut errors = Errors::default();
+    let mut methods: Vec<RouterMethod> = Vec::new();
+    for item in &imp.items {
+        let ImplItem::Fn(f) = item else { continue };
+        let sig = &f.sig;
+        let key = match &sig.output {
+            ReturnType::Type(_, t) => (**t).clone(),
+            ReturnType::Default => {
+                errors.push(syn::Error::new(
+                    sig.ident.span(),
+                    "router methods return the routing key",
+                ));
+                continue;
+            }
+        };
+        let has_self = matches!(sig.inputs.first(), Some(FnArg::Receiver(_)));
+        if !has_self || sig.inputs.len() < 2 {
+            errors.push(syn::Error::new(
+                sig.ident.span(),
+                "router methods take `&self`, a `&weaver::Context` and the method's arguments",
+            ));
+            continue;
+        }
+        if let Some(first) = methods.first() {
+            if quote!(#key).to_string() != {
+                let k = &first.key;
+                quote!(#k).to_string()
+            } {
+                let (fk, fname) = (&first.key, &first.name);
+                errors.push(syn::Error::new(
+                    key.span(),
+                    format!(
+                        "all router methods must return the same routing key type: `{fname}` returns `{}`, but `{}` returns `{}`",
+                        quote!(#fk),
+                        sig.ident,
+                        quote!(#key)
+                    ),
+                ));
+                continue;
+            }
+        }
+        methods.push(RouterMethod {
+            name: sig.ident.clone(),
+            arity: sig.inputs.len() - 2,
+            key,
+        });
+    }
+    errors.finish()?;
+    Ok(methods)
+}

@@ -1,0 +1,350 @@
+//! Components as the runtime sees them: interfaces, implementations,
+//! references between them and their registration.
+//!
+//! The `#[weaver::component]`, `#[weaver::implements]` and `#[weaver::main]`
+//! macros implement the traits here; application code only ever names
+//! [`Ref`], [`Config`] and [`Main`].
+
+use std::any::Any;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use crate::{BoxFuture, Context, Error, Logger, Result, runtime::Runtime};
+
+/// A built component: an `Arc<Arc<dyn ErasedTrait>>` for ordinary
+/// components, an `Arc<App>` for the Main component.
+pub type Instance = Arc<dyn Any + Send + Sync>;
+
+/// The Main component: the one every application has. Its implementation is
+/// the struct marked `#[weaver::main]`.
+pub trait Main: Send + Sync + 'static {}
+
+/// A reference to another component, filled in by the runtime.
+///
+/// Declare one as a field of a component implementation
+/// (`reverser: Ref<dyn Reverser>`) and call through [`Ref::get`]. Whether
+/// the component runs in this process or another is the deployer's choice.
+pub struct Ref<T: ?Sized + Interface> {
+    client: T::Client,
+}
+
+/// A component's configuration, read from its section of `weaver.toml`.
+///
+/// Declare a field `config: Config<MyConfig>` where `MyConfig` implements
+/// `serde::Deserialize`; keys in the section that `MyConfig` does not know
+/// are an error that names them. A missing section deserializes from an
+/// empty table.
+#[derive(Debug, Clone, Default)]
+pub struct Config<T>(T);
+
+/// Static description of one component method.
+#[derive(Debug, Clone, Copy)]
+pub struct MethodInfo {
+    /// Method name as written in the trait.
+    pub name: &'static str,
+    /// Whether a call that failed in transit may be retried.
+    pub retriable: bool,
+}
+
+/// A component interface, implemented by the `#[weaver::component]` macro
+/// for `dyn Trait`.
+///
+/// It is implemented for `dyn Trait + 'a` for every `'a`: async code that
+/// holds a `Ref` across an await is checked for `Send` with erased
+/// lifetimes, which an impl for `'static` objects only would fail.
+pub trait Interface {
+    /// The generated client type `Ref::get` returns.
+    type Client: Clone + Send + Sync + 'static;
+    /// Full component name, e.g. `hello::Reverser`.
+    const NAME: &'static str;
+    /// Methods in index order.
+    const METHODS: &'static [MethodInfo];
+    /// Whether calls are routed by key.
+    const ROUTED: bool;
+    /// A client over a handle.
+    fn client(handle: Handle) -> Self::Client;
+    /// Runs method `method` on a local instance with encoded arguments and
+    /// returns the encoded result.
+    fn dispatch(
+        instance: &Instance,
+        ctx: Context,
+        method: u32,
+        args: &[u8],
+    ) -> BoxFuture<'static, Result<Vec<u8>>>;
+}
+
+/// Wraps an implementation into an [`Instance`] of interface `Self`.
+///
+/// Implemented by the component macro for every implementation of the
+/// trait; the Main component keeps its concrete type.
+pub trait Wrap<T> {
+    /// Erases `obj`.
+    fn wrap(obj: Arc<T>) -> Instance;
+}
+
+/// A component implementation, implemented by `#[weaver::implements]`.
+pub trait Implementation: Sized + Send + Sync + 'static {
+    /// The interface it implements.
+    type Interface: ?Sized + Interface + Wrap<Self>;
+    /// Names of its listeners.
+    const LISTENERS: &'static [&'static str];
+    /// Full names of the components it holds references to.
+    const REFS: &'static [&'static str];
+    /// Builds the implementation: fills references, listeners, config and
+    /// logger, then runs its init hook.
+    fn build(b: Builder) -> BoxFuture<'static, Result<Self>>;
+}
+
+/// One registered implementation, collected at link time.
+pub struct Registration {
+    /// Full component name.
+    pub name: &'static str,
+    /// Methods in index order.
+    pub methods: &'static [MethodInfo],
+    /// Whether calls are routed.
+    pub routed: bool,
+    /// Listener names.
+    pub listeners: &'static [&'static str],
+    /// Names of referenced components.
+    pub refs: &'static [&'static str],
+    /// Name of the implementing type, for messages.
+    pub impl_name: &'static str,
+    /// Builds an instance.
+    pub build: fn(Builder) -> BoxFuture<'static, Result<Instance>>,
+    /// Dispatches a call on an instance.
+    pub dispatch: fn(&Instance, Context, u32, &[u8]) -> BoxFuture<'static, Result<Vec<u8>>>,
+}
+
+/// Everything a component implementation is built from.
+#[derive(Clone)]
+pub struct Builder {
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) component: &'static str,
+}
+
+/// The runtime's side of a [`Ref`]: resolves the component on first use.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    name: &'static str,
+    runtime: Arc<dyn Runtime>,
+    target: OnceCell<Target>,
+}
+
+/// Where calls through a [`Handle`] go.
+pub enum Target {
+    /// A component instance in this process: calls are plain method calls.
+    Local(Instance),
+    /// Replicas in other processes.
+    Remote(Arc<dyn Transport>),
+}
+
+/// Carries encoded calls to remote replicas of one component.
+pub trait Transport: Send + Sync + 'static {
+    /// Calls method `method` with encoded `args`, routed by `key` if given.
+    fn call(
+        &self,
+        ctx: &Context,
+        method: u32,
+        key: Option<u64>,
+        args: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Vec<u8>>>;
+}
+
+// === impl Ref ===
+
+impl<T: ?Sized + Interface> Ref<T> {
+    /// The client through which to call the component.
+    pub fn get(&self) -> &T::Client {
+        &self.client
+    }
+
+    pub(crate) fn new(handle: Handle) -> Self {
+        Self {
+            client: T::client(handle),
+        }
+    }
+}
+
+impl<T: ?Sized + Interface> Clone for Ref<T> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+        }
+    }
+}
+
+impl<T: ?Sized + Interface> fmt::Debug for Ref<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ref<{}>", T::NAME)
+    }
+}
+
+// === impl Config ===
+
+impl<T> Config<T> {
+    /// The configuration.
+    pub fn get(&self) -> &T {
+        &self.0
+    }
+
+    pub(crate) fn new(value: T) -> Self {
+        Self(value)
+    }
+}
+
+impl<T> Deref for Config<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+// === impl Builder ===
+
+impl Builder {
+    /// A reference to component `T`, resolved on first call.
+    pub fn get_ref<T: ?Sized + Interface>(&self) -> Ref<T> {
+        Ref::new(Handle::new(T::NAME, self.runtime.clone()))
+    }
+
+    /// The listener `name` of this component.
+    ///
+    /// # Errors
+    ///
+    /// A construction error if the address cannot be obtained or bound.
+    pub async fn listener(&self, name: &str) -> Result<crate::Listener> {
+        self.runtime
+            .listener(self.component, name)
+            .await
+            .map_err(|e| {
+                Error::construction(format!(
+                    "component {}: listener {name:?}: {}",
+                    self.component,
+                    e.message()
+                ))
+            })
+    }
+
+    /// This component's configuration.
+    ///
+    /// # Errors
+    ///
+    /// A construction error naming the component, the key and the file if
+    /// the section has unknown keys or values of the wrong type.
+    pub fn config<T: serde::de::DeserializeOwned>(&self) -> Result<Config<T>> {
+        let section = self.runtime.config_section(self.component);
+        crate::config::decode_section(self.component, section).map(Config::new)
+    }
+
+    /// A logger for this component.
+    pub fn logger(&self) -> Logger {
+        Logger::new(self.component, self.runtime.log_sink())
+    }
+
+    /// The context passed to init hooks.
+    pub fn context(&self) -> Context {
+        Context::new()
+    }
+}
+
+// === impl Handle ===
+
+impl Handle {
+    pub(crate) fn new(name: &'static str, runtime: Arc<dyn Runtime>) -> Self {
+        Self {
+            inner: Arc::new(HandleInner {
+                name,
+                runtime,
+                target: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// Where calls go, resolving the component on first use.
+    ///
+    /// # Errors
+    ///
+    /// If the component cannot be built or reached; the next call tries
+    /// again.
+    pub async fn resolve(&self) -> Result<&Target> {
+        let inner = &*self.inner;
+        inner
+            .target
+            .get_or_try_init(|| inner.runtime.resolve(inner.name))
+            .await
+    }
+
+    /// The full name of the component.
+    pub fn name(&self) -> &'static str {
+        self.inner.name
+    }
+}
+
+// === impl Registration ===
+
+impl Registration {
+    /// The registration of implementation `T`.
+    pub const fn of<T: Implementation>(impl_name: &'static str) -> Self {
+        Self {
+            name: <T::Interface as Interface>::NAME,
+            methods: <T::Interface as Interface>::METHODS,
+            routed: <T::Interface as Interface>::ROUTED,
+            listeners: T::LISTENERS,
+            refs: T::REFS,
+            impl_name,
+            build: build_instance::<T>,
+            dispatch: <T::Interface as Interface>::dispatch,
+        }
+    }
+}
+
+fn build_instance<T: Implementation>(b: Builder) -> BoxFuture<'static, Result<Instance>> {
+    Box::pin(async move {
+        let obj = T::build(b).await?;
+        Ok(<T::Interface as Wrap<T>>::wrap(Arc::new(obj)))
+    })
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("name", &self.name)
+            .field("impl", &self.impl_name)
+            .finish_non_exhaustive()
+    }
+}
+
+// === Main ===
+
+impl Interface for dyn Main + '_ {
+    type Client = ();
+    const NAME: &'static str = "weaver::Main";
+    const METHODS: &'static [MethodInfo] = &[];
+    const ROUTED: bool = false;
+
+    fn client(_handle: Handle) {}
+
+    fn dispatch(
+        _instance: &Instance,
+        _ctx: Context,
+        method: u32,
+        _args: &[u8],
+    ) -> BoxFuture<'static, Result<Vec<u8>>> {
+        Box::pin(std::future::ready(Err(Error::internal(format!(
+            "weaver::Main has no method {method}"
+        )))))
+    }
+}
+
+impl<T: Main> Wrap<T> for dyn Main + '_ {
+    fn wrap(obj: Arc<T>) -> Instance {
+        obj
+    }
+}

@@ -1,0 +1,69 @@
+//! `weaver::Listener`: a named network listener owned by a component.
+
+use std::io;
+use std::net::SocketAddr;
+use std::ops::Deref;
+
+use tokio::net::{TcpListener, TcpStream};
+
+/// A TCP listener the runtime created for a component.
+///
+/// Run as one process, it listens on `[single] listeners.NAME` from the
+/// config file, or an ephemeral loopback port. Under `weaver multi deploy`,
+/// each replica listens on loopback and the deployer's proxy, listening on
+/// [`Listener::proxy_addr`], spreads the traffic over the replicas.
+///
+/// It dereferences to the [`tokio::net::TcpListener`], so it plugs into
+/// hyper's or axum's accept loops.
+#[derive(Debug)]
+pub struct Listener {
+    name: String,
+    inner: TcpListener,
+    public: SocketAddr,
+}
+
+impl Listener {
+    pub(crate) fn new(name: String, inner: TcpListener, public: SocketAddr) -> Self {
+        Self {
+            name,
+            inner,
+            public,
+        }
+    }
+
+    /// The listener's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address clients should use: the proxy's under a multiprocess
+    /// deployment, the listener's own otherwise.
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.public
+    }
+
+    /// Accepts a connection.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's accept error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, like [`TcpListener::accept`].
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        self.inner.accept().await
+    }
+
+    /// The underlying listener.
+    pub fn into_inner(self) -> TcpListener {
+        self.inner
+    }
+}
+
+impl Deref for Listener {
+    type Target = TcpListener;
+    fn deref(&self) -> &TcpListener {
+        &self.inner
+    }
+}

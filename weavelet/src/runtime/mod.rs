@@ -1,0 +1,103 @@
+//! The runtime behind components: how references resolve, where listeners
+//! listen, where logs go.
+//!
+//! [`run`] picks the mode: started by an envelope (the pipe variables are
+//! set), the process is a remote weavelet; otherwise every component runs in
+//! this process.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use crate::component::{Implementation, Main, Registration, Target};
+use crate::config::Section;
+use crate::logger::LogSink;
+use crate::{BoxFuture, Context, Error, Listener, Result};
+
+mod single;
+
+/// What components need from the process they run in.
+pub(crate) trait Runtime: Send + Sync + 'static {
+    /// Where calls to component `name` go.
+    fn resolve(&self, name: &'static str) -> BoxFuture<'_, Result<Target>>;
+    /// Creates listener `name` of `component`.
+    fn listener<'a>(
+        &'a self,
+        component: &'static str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Listener>>;
+    /// The config section of `component`.
+    fn config_section(&self, component: &str) -> Option<Section>;
+    /// Where this process's log entries go.
+    fn log_sink(&self) -> Arc<dyn LogSink>;
+}
+
+/// Runs the application.
+///
+/// Builds the Main component `M` (the struct marked `#[weaver::main]`) and
+/// calls `f` with it. Run directly, every component is local; started by
+/// `weaver multi deploy`, this process hosts what the deployer assigns and
+/// runs `f` only in replicas of the Main group.
+///
+/// # Errors
+///
+/// If the config is invalid, a component cannot be built, or `f` fails.
+pub async fn run<M, F, Fut>(f: F) -> Result<()>
+where
+    M: Implementation<Interface = dyn Main>,
+    F: FnOnce(&'static M, Context) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    single::run(f).await
+}
+
+/// The registered implementations, by component name.
+pub(crate) struct Registry {
+    by_name: HashMap<&'static str, &'static Registration>,
+}
+
+impl Registry {
+    /// The registry of this binary.
+    ///
+    /// # Errors
+    ///
+    /// If a component has two implementations.
+    pub(crate) fn get() -> Result<&'static Registry> {
+        static REGISTRY: OnceLock<std::result::Result<Registry, String>> = OnceLock::new();
+        REGISTRY
+            .get_or_init(Registry::collect)
+            .as_ref()
+            .map_err(Error::construction)
+    }
+
+    fn collect() -> std::result::Result<Registry, String> {
+        let mut by_name = HashMap::new();
+        for reg in crate::__private::COMPONENTS.iter() {
+            if let Some(prev) = by_name.insert(reg.name, reg) {
+                return Err(format!(
+                    "component {} is implemented twice: by {} and by {}",
+                    reg.name, prev.impl_name, reg.impl_name
+                ));
+            }
+        }
+        Ok(Registry { by_name })
+    }
+
+    /// The implementation of `name`.
+    pub(crate) fn find(&self, name: &str) -> Result<&'static Registration> {
+        self.by_name.get(name).copied().ok_or_else(|| {
+            Error::construction(format!(
+                "no implementation of component {name} is linked into this binary \
+                 (mark one with #[weaver::implements]; if it lives in another crate, \
+                 name that crate in the binary, e.g. `use that_crate as _;`)"
+            ))
+        })
+    }
+
+    /// Every registration, sorted by name.
+    pub(crate) fn all(&self) -> Vec<&'static Registration> {
+        let mut all: Vec<_> = self.by_name.values().copied().collect();
+        all.sort_by_key(|r| r.name);
+        all
+    }
+}

@@ -1,0 +1,181 @@
+//! Every component in one process.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::net::TcpListener;
+use tokio::sync::OnceCell;
+use weaver_proto::logging::PrettyPrinter;
+use weaver_proto::runtime::LogEntry;
+
+use super::{Registry, Runtime};
+use crate::component::{Builder, Implementation, Instance, Main, Target};
+use crate::config::{self, Section, SingleConfig};
+use crate::logger::LogSink;
+use crate::{BoxFuture, Context, Error, Listener, Result};
+
+/// The single-process runtime.
+pub(crate) struct Single {
+    this: Weak<Single>,
+    config: SingleConfig,
+    sink: Arc<StderrSink>,
+    /// Built (or being built) components, by name.
+    instances: Mutex<HashMap<&'static str, Arc<OnceCell<Instance>>>>,
+}
+
+/// Pretty-prints entries to stderr, as Service Weaver does for `go run`.
+struct StderrSink {
+    app: String,
+    deployment: String,
+    node: String,
+    printer: Mutex<PrettyPrinter>,
+}
+
+pub(super) async fn run<M, F, Fut>(f: F) -> Result<()>
+where
+    M: Implementation<Interface = dyn Main>,
+    F: FnOnce(&'static M, Context) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let rt = Single::new(config::load_single()?)?;
+    print_banner(&rt.sink.app, &rt.sink.deployment);
+    let runtime: Arc<dyn Runtime> = rt.clone();
+    let main = M::build(Builder {
+        runtime,
+        component: <dyn Main as crate::component::Interface>::NAME,
+    })
+    .await?;
+    // Main lives as long as the process; a 'static borrow lets the app
+    // spawn tasks that use it freely.
+    let main: &'static M = Box::leak(Box::new(main));
+    f(main, Context::new()).await
+}
+
+impl Single {
+    pub(crate) fn new(config: SingleConfig) -> Result<Arc<Self>> {
+        Registry::get()?;
+        let app = config.app.clone().unwrap_or_else(default_app_name);
+        let deployment = uuid::Uuid::new_v4().to_string();
+        let sink = Arc::new(StderrSink {
+            app,
+            node: deployment.clone(),
+            deployment,
+            printer: Mutex::new(PrettyPrinter::new(color_stderr())),
+        });
+        Ok(Arc::new_cyclic(|this| Single {
+            this: this.clone(),
+            config,
+            sink,
+            instances: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    async fn instance(&self, name: &'static str) -> Result<Instance> {
+        let reg = Registry::get()?.find(name)?;
+        let cell = {
+            let mut map = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(name).or_default().clone()
+        };
+        let runtime: Arc<dyn Runtime> = self
+            .this
+            .upgrade()
+            .ok_or_else(|| Error::internal("runtime dropped"))?;
+        let instance = cell
+            .get_or_try_init(|| {
+                (reg.build)(Builder {
+                    runtime,
+                    component: reg.name,
+                })
+            })
+            .await?;
+        Ok(instance.clone())
+    }
+}
+
+impl Runtime for Single {
+    fn resolve(&self, name: &'static str) -> BoxFuture<'_, Result<Target>> {
+        Box::pin(async move { Ok(Target::Local(self.instance(name).await?)) })
+    }
+
+    fn listener<'a>(
+        &'a self,
+        _component: &'static str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Listener>> {
+        Box::pin(async move {
+            let addr = self
+                .config
+                .listeners
+                .get(name)
+                .map(String::as_str)
+                .filter(|a| !a.is_empty())
+                .unwrap_or("127.0.0.1:0");
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::construction(format!("listen on {addr}: {e}")))?;
+            let local: SocketAddr = listener.local_addr()?;
+            Ok(Listener::new(name.to_string(), listener, local))
+        })
+    }
+
+    fn config_section(&self, component: &str) -> Option<Section> {
+        let text = self.config.sections.get(component)?;
+        Some(Section {
+            text: text.clone(),
+            file: self
+                .config
+                .file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        })
+    }
+
+    fn log_sink(&self) -> Arc<dyn LogSink> {
+        self.sink.clone()
+    }
+}
+
+impl LogSink for StderrSink {
+    fn log(&self, mut entry: LogEntry) {
+        entry.app.clone_from(&self.app);
+        entry.version.clone_from(&self.deployment);
+        entry.node.clone_from(&self.node);
+        let line = self
+            .printer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .format(&entry);
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+fn default_app_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "app".to_string())
+}
+
+fn color_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none()
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        && std::io::stderr().is_terminal()
+}
+
+/// Prints the app/deployment box to stderr.
+pub(crate) fn print_banner(app: &str, deployment: &str) {
+    let rows = [format!("app        : {app}"), format!("deployment : {deployment}")];
+    let width = rows.iter().map(|r| r.chars().count()).max().unwrap_or(0);
+    let bar = "─".repeat(width + 2);
+    let mut out = format!("╭{bar}╮\n");
+    for r in &rows {
+        out.push_str(&format!("│ {r:<width$} │\n"));
+    }
+    out.push_str(&format!("╰{bar}╯\n"));
+    let _ = std::io::stderr().lock().write_all(out.as_bytes());
+}
