@@ -133,7 +133,8 @@ pub struct Handle {
 
 struct HandleInner {
     name: &'static str,
-    runtime: Arc<dyn Runtime>,
+    /// Resolves the target on first use; `None` if it was given up front.
+    runtime: Option<Arc<dyn Runtime>>,
     target: OnceCell<Target>,
 }
 
@@ -261,8 +262,20 @@ impl Handle {
         Self {
             inner: Arc::new(HandleInner {
                 name,
-                runtime,
+                runtime: Some(runtime),
                 target: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// A handle whose calls go to `target`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn with_target(name: &'static str, target: Target) -> Self {
+        Self {
+            inner: Arc::new(HandleInner {
+                name,
+                runtime: None,
+                target: OnceCell::new_with(Some(target)),
             }),
         }
     }
@@ -277,7 +290,12 @@ impl Handle {
         let inner = &*self.inner;
         inner
             .target
-            .get_or_try_init(|| inner.runtime.resolve(inner.name))
+            .get_or_try_init(|| async {
+                match &inner.runtime {
+                    Some(rt) => rt.resolve(inner.name).await,
+                    None => Err(Error::internal("handle without a runtime")),
+                }
+            })
             .await
     }
 

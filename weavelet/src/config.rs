@@ -48,8 +48,17 @@ pub(crate) fn decode_section<T: DeserializeOwned>(
     let de = toml::Deserializer::parse(&text)
         .map_err(|e| Error::construction(format!("{}: {}", where_(), e.message())))?;
     let mut unknown = Vec::new();
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(de, &mut track);
     let value: T = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-        .map_err(|e| Error::construction(format!("{}: {}", where_(), e.message())))?;
+        .map_err(|e| {
+            Error::construction(format!(
+                "{}: key \"{}\": {}",
+                where_(),
+                track.path(),
+                e.message()
+            ))
+        })?;
     if !unknown.is_empty() {
         let keys: Vec<String> = unknown.iter().map(|k| format!("{k:?}")).collect();
         return Err(Error::construction(format!(
@@ -168,7 +177,7 @@ mod tests {
                 .unwrap_err();
         let msg = err.message();
         assert!(msg.starts_with("config of component hello::Greeter in /app/weaver.toml:"), "{msg}");
-        assert!(msg.contains("times"), "{msg}");
+        assert!(msg.ends_with("key \"times\": invalid type: string \"3\", expected u32"), "{msg}");
     }
 
     #[test]

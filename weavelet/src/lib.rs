@@ -56,6 +56,7 @@ mod error;
 mod listener;
 mod logger;
 mod routing;
+mod rpc;
 mod runtime;
 
 pub use component::{Config, Main, Ref};
