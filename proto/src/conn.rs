@@ -50,7 +50,16 @@ pub enum ConnError {
 #[derive(Debug)]
 pub struct Conn<Out, In> {
     shared: Arc<Shared<In>>,
-    tx: mpsc::UnboundedSender<Out>,
+    tx: mpsc::UnboundedSender<Cmd<Out>>,
+}
+
+/// What the writer task is asked to do.
+#[derive(Debug)]
+enum Cmd<Out> {
+    /// Write a message.
+    Send(Out),
+    /// Flush everything queued before, then acknowledge.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Incoming requests and one-way messages, in arrival order.
@@ -181,8 +190,22 @@ impl<Out: Message, In: Message> Conn<Out, In> {
         self.shared.closed.borrow().is_some()
     }
 
+    /// Waits until every message sent before this call has been written
+    /// to the stream (for example before the process exits).
+    ///
+    /// # Errors
+    ///
+    /// [`ConnError::Closed`] if the connection closed first.
+    pub async fn flush(&self) -> Result<(), ConnError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Flush(tx))
+            .map_err(|_| self.closed_error())?;
+        rx.await.map_err(|_| self.closed_error())
+    }
+
     fn send_raw(&self, msg: Out) -> Result<(), ConnError> {
-        self.tx.send(msg).map_err(|_| self.closed_error())
+        self.tx.send(Cmd::Send(msg)).map_err(|_| self.closed_error())
     }
 
     fn closed_error(&self) -> ConnError {
@@ -287,7 +310,7 @@ async fn read_loop<R, In, Out>(
 
 async fn write_loop<W, In, Out>(
     mut writes: FramedWrite<W, MessageCodec<In, Out>>,
-    mut out: mpsc::UnboundedReceiver<Out>,
+    mut out: mpsc::UnboundedReceiver<Cmd<Out>>,
     shared: Arc<Shared<In>>,
 ) where
     W: AsyncWrite + Unpin,
@@ -295,16 +318,17 @@ async fn write_loop<W, In, Out>(
 {
     let mut closed = shared.closed.subscribe();
     loop {
-        let msg = tokio::select! {
-            msg = out.recv() => msg,
+        let cmd = tokio::select! {
+            cmd = out.recv() => cmd,
             _ = closed.wait_for(Option::is_some) => None,
         };
-        let Some(msg) = msg else { break };
+        let Some(cmd) = cmd else { break };
         // Batch whatever else is queued into one write.
-        let mut result = writes.feed(msg).await;
+        let mut acks = Vec::new();
+        let mut result = feed(&mut writes, cmd, &mut acks).await;
         while result.is_ok() {
             match out.try_recv() {
-                Ok(more) => result = writes.feed(more).await,
+                Ok(more) => result = feed(&mut writes, more, &mut acks).await,
                 Err(_) => break,
             }
         }
@@ -312,10 +336,31 @@ async fn write_loop<W, In, Out>(
             shared.close(error_chain(&e));
             return;
         }
+        for ack in acks {
+            let _ = ack.send(());
+        }
     }
     // Every sender is gone or the connection closed: flush what is left and
     // close our end so the peer sees end of stream.
     let _ = SinkExt::<Out>::close(&mut writes).await;
+}
+
+async fn feed<W, In, Out>(
+    writes: &mut FramedWrite<W, MessageCodec<In, Out>>,
+    cmd: Cmd<Out>,
+    acks: &mut Vec<oneshot::Sender<()>>,
+) -> Result<(), FrameError>
+where
+    W: AsyncWrite + Unpin,
+    Out: Message,
+{
+    match cmd {
+        Cmd::Send(msg) => writes.feed(msg).await,
+        Cmd::Flush(ack) => {
+            acks.push(ack);
+            Ok(())
+        }
+    }
 }
 
 fn error_chain(e: &FrameError) -> String {

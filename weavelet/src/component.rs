@@ -149,13 +149,13 @@ pub enum Target {
 /// Carries encoded calls to remote replicas of one component.
 pub trait Transport: Send + Sync + 'static {
     /// Calls method `method` with encoded `args`, routed by `key` if given.
-    fn call(
-        &self,
-        ctx: &Context,
+    fn call<'a>(
+        &'a self,
+        ctx: &'a Context,
         method: u32,
         key: Option<u64>,
         args: Vec<u8>,
-    ) -> BoxFuture<'static, Result<Vec<u8>>>;
+    ) -> BoxFuture<'a, Result<Vec<u8>>>;
 }
 
 // === impl Ref ===

@@ -94,10 +94,6 @@ impl Error {
         &self.msg
     }
 
-    pub(crate) fn kind(&self) -> Kind {
-        self.kind
-    }
-
     /// Encodes the error for the wire: (kind code, message).
     pub(crate) fn to_wire(&self) -> (u8, &str) {
         let code = match self.kind {

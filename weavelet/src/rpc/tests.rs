@@ -99,9 +99,15 @@ struct OneConnection {
 }
 
 impl Transport for OneConnection {
-    fn call(&self, ctx: &Context, method: u32, _key: Option<u64>, args: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>>> {
-        let (conn, key, ctx) = (self.conn.clone(), self.keys[method as usize], ctx.clone());
-        Box::pin(async move { conn.call(key, &ctx, &args).await.map(|b| b.to_vec()) })
+    fn call<'a>(
+        &'a self,
+        ctx: &'a Context,
+        method: u32,
+        _key: Option<u64>,
+        args: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Vec<u8>>> {
+        let key = self.keys[method as usize];
+        Box::pin(async move { self.conn.call(key, ctx, &args).await.map(|b| b.to_vec()) })
     }
 }
 

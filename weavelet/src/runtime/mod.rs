@@ -14,6 +14,10 @@ use crate::config::Section;
 use crate::logger::LogSink;
 use crate::{BoxFuture, Context, Error, Listener, Result};
 
+mod balancer;
+mod instances;
+mod pipes;
+mod remote;
 mod single;
 
 /// What components need from the process they run in.
@@ -48,7 +52,11 @@ where
     F: FnOnce(&'static M, Context) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
-    single::run(f).await
+    if pipes::under_envelope()? {
+        remote::run(f).await
+    } else {
+        single::run(f).await
+    }
 }
 
 /// The registered implementations, by component name.

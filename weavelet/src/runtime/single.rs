@@ -1,16 +1,15 @@
 //! Every component in one process.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::net::TcpListener;
-use tokio::sync::OnceCell;
 use weaver_proto::logging::PrettyPrinter;
 use weaver_proto::runtime::LogEntry;
 
+use super::instances::Instances;
 use super::{Registry, Runtime};
 use crate::component::{Builder, Implementation, Instance, Main, Target};
 use crate::config::{self, Section, SingleConfig};
@@ -22,8 +21,7 @@ pub(crate) struct Single {
     this: Weak<Single>,
     config: SingleConfig,
     sink: Arc<StderrSink>,
-    /// Built (or being built) components, by name.
-    instances: Mutex<HashMap<&'static str, Arc<OnceCell<Instance>>>>,
+    instances: Instances,
 }
 
 /// Pretty-prints entries to stderr, as Service Weaver does for `go run`.
@@ -69,29 +67,16 @@ impl Single {
             this: this.clone(),
             config,
             sink,
-            instances: Mutex::new(HashMap::new()),
+            instances: Instances::default(),
         }))
     }
 
     async fn instance(&self, name: &'static str) -> Result<Instance> {
-        let reg = Registry::get()?.find(name)?;
-        let cell = {
-            let mut map = self.instances.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry(name).or_default().clone()
-        };
         let runtime: Arc<dyn Runtime> = self
             .this
             .upgrade()
             .ok_or_else(|| Error::internal("runtime dropped"))?;
-        let instance = cell
-            .get_or_try_init(|| {
-                (reg.build)(Builder {
-                    runtime,
-                    component: reg.name,
-                })
-            })
-            .await?;
-        Ok(instance.clone())
+        self.instances.get(name, runtime).await
     }
 }
 

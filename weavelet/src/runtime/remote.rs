@@ -1,0 +1,407 @@
+//! A weavelet started by an envelope: it hosts the components the deployer
+//! assigns, serves them to other weavelets, and reaches the rest over RPC.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use weaver_proto::runtime::{
+    envelope_msg, weavelet_msg, ActivateComponentRequest, ComponentInfo, EnvelopeMsg,
+    ExportListenerRequest, GetHealthReply, GetListenerAddressRequest, GetLoadReply,
+    GetMetricsReply, HealthStatus, LogEntry, LogEntryBatch, UpdateComponentsReply,
+    UpdateRoutingInfoReply, WeaveletArgs, WeaveletInfo, WeaveletMsg,
+};
+use weaver_proto::{Conn, ConnError, Incoming, MAX_FRAME_LEN, PROTOCOL_VERSION};
+
+use super::balancer::{Balancer, Pool, Routing};
+use super::instances::Instances;
+use super::{pipes, Registry, Runtime};
+use crate::component::{Builder, Implementation, Instance, Interface, Main, Registration, Target};
+use crate::config::Section;
+use crate::logger::LogSink;
+use crate::rpc::{self, wire, Dispatcher};
+use crate::{BoxFuture, Context, Error, Listener, Result};
+
+type EnvConn = Conn<WeaveletMsg, EnvelopeMsg>;
+
+/// How long the handshake may take to arrive.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long to wait for a component's first routing after activation.
+const ROUTING_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The remote weavelet runtime.
+pub(crate) struct Remote {
+    this: Weak<Remote>,
+    conn: EnvConn,
+    args: WeaveletArgs,
+    sink: Arc<PipeSink>,
+    pool: Arc<Pool>,
+    instances: Instances,
+    /// Method key -> (registration, method index), for every component.
+    methods: HashMap<u64, (&'static Registration, u32)>,
+    /// Components the deployer assigned to this weavelet.
+    hosted: Mutex<HashSet<String>>,
+    /// Latest routing per component this weavelet calls.
+    routing: Mutex<HashMap<String, watch::Sender<Option<Arc<Routing>>>>>,
+}
+
+/// Sends log entries up the pipe.
+struct PipeSink {
+    conn: EnvConn,
+    app: String,
+    deployment: String,
+    node: String,
+}
+
+pub(super) async fn run<M, F, Fut>(f: F) -> Result<()>
+where
+    M: Implementation<Interface = dyn Main>,
+    F: FnOnce(&'static M, Context) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let registry = Registry::get()?;
+    let (rx, tx) = pipes::open()?;
+    let (conn, mut incoming) = EnvConn::new(rx, tx, MAX_FRAME_LEN);
+    let args = handshake(&conn, &mut incoming).await?;
+    let rt = Remote::new(conn.clone(), args, registry);
+    let dial_addr = rt.serve_rpc().await?;
+    let info = WeaveletInfo {
+        protocol_version: PROTOCOL_VERSION,
+        dial_addr,
+        pid: i64::from(std::process::id()),
+        components: registry.all().iter().map(|r| component_info(r)).collect(),
+    };
+    send_info(&conn, info)?;
+    tokio::spawn(rt.clone().serve_envelope(incoming));
+    let result = if rt.args.run_main {
+        tokio::select! {
+            r = run_main::<M, F, Fut>(&rt, f) => r,
+            reason = conn.closed() => Err(pipe_closed(&reason)),
+        }
+    } else {
+        Err(pipe_closed(&conn.closed().await))
+    };
+    // Everything logged so far reaches the deployer before we exit.
+    let _ = conn.flush().await;
+    result
+}
+
+async fn run_main<M, F, Fut>(rt: &Arc<Remote>, f: F) -> Result<()>
+where
+    M: Implementation<Interface = dyn Main>,
+    F: FnOnce(&'static M, Context) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let runtime: Arc<dyn Runtime> = rt.clone();
+    let main = M::build(Builder {
+        runtime,
+        component: <dyn Main as Interface>::NAME,
+    })
+    .await?;
+    let main: &'static M = Box::leak(Box::new(main));
+    f(main, Context::new()).await
+}
+
+fn pipe_closed(reason: &str) -> Error {
+    Error::internal(format!("the deployer closed the control pipe ({reason}); exiting"))
+}
+
+/// Waits for `WeaveletArgs` and checks the protocol version.
+async fn handshake(conn: &EnvConn, incoming: &mut Incoming<EnvelopeMsg>) -> Result<WeaveletArgs> {
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming.recv())
+        .await
+        .map_err(|_| Error::internal("no handshake from the deployer"))?;
+    let Some(EnvelopeMsg { msg: Some(envelope_msg::Msg::WeaveletArgs(args)), .. }) = first else {
+        return Err(Error::internal("the deployer's first message was not the handshake"));
+    };
+    if args.protocol_version != PROTOCOL_VERSION {
+        // Answer anyway, so the deployer can report the mismatch in words.
+        send_info(conn, WeaveletInfo { protocol_version: PROTOCOL_VERSION, ..Default::default() })?;
+        let _ = conn.flush().await;
+        return Err(Error::internal(format!(
+            "protocol version mismatch: the deployer speaks version {} but this binary speaks version {PROTOCOL_VERSION}",
+            args.protocol_version
+        )));
+    }
+    Ok(args)
+}
+
+fn send_info(conn: &EnvConn, info: WeaveletInfo) -> Result<()> {
+    conn.send(WeaveletMsg { msg: Some(weavelet_msg::Msg::WeaveletInfo(info)), ..Default::default() })
+        .map_err(conn_error)
+}
+
+fn conn_error(e: ConnError) -> Error {
+    match e {
+        ConnError::Remote(msg) => Error::construction(msg),
+        other => Error::internal(other),
+    }
+}
+
+fn component_info(r: &Registration) -> ComponentInfo {
+    ComponentInfo {
+        name: r.name.to_string(),
+        methods: r.methods.iter().map(|m| m.name.to_string()).collect(),
+        routed: r.routed,
+        listeners: r.listeners.iter().map(|l| l.to_string()).collect(),
+        refs: r.refs.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+impl Remote {
+    fn new(conn: EnvConn, args: WeaveletArgs, registry: &Registry) -> Arc<Remote> {
+        let mut methods = HashMap::new();
+        for reg in registry.all() {
+            for (i, m) in reg.methods.iter().enumerate() {
+                methods.insert(wire::method_key(reg.name, m.name), (reg, i as u32));
+            }
+        }
+        let sink = Arc::new(PipeSink {
+            conn: conn.clone(),
+            app: args.app.clone(),
+            deployment: args.deployment_id.clone(),
+            node: args.id.clone(),
+        });
+        Arc::new_cyclic(|this| Remote {
+            this: this.clone(),
+            conn,
+            args,
+            sink,
+            pool: Arc::default(),
+            instances: Instances::default(),
+            methods,
+            hosted: Mutex::default(),
+            routing: Mutex::default(),
+        })
+    }
+
+    fn arc(&self) -> Result<Arc<Remote>> {
+        self.this.upgrade().ok_or_else(|| Error::internal("weavelet shut down"))
+    }
+
+    /// Starts serving component RPC; returns the address to dial.
+    async fn serve_rpc(&self) -> Result<String> {
+        let d: Arc<dyn Dispatcher> = self.arc()?;
+        let addr = self.args.internal_address.as_str();
+        if let Some(tcp) = addr.strip_prefix("tcp://") {
+            let l = TcpListener::bind(tcp)
+                .await
+                .map_err(|e| Error::internal(format!("listen for RPC on {tcp}: {e}")))?;
+            let local = l.local_addr()?;
+            rpc::Server::spawn_tcp(l, d);
+            return Ok(format!("tcp://{local}"));
+        }
+        let short: String = self.args.id.chars().take(8).collect();
+        let path = std::path::Path::new(&self.args.socket_dir).join(format!("{short}.sock"));
+        let _ = std::fs::remove_file(&path);
+        let l = tokio::net::UnixListener::bind(&path)
+            .map_err(|e| Error::internal(format!("listen for RPC on {}: {e}", path.display())))?;
+        rpc::Server::spawn_unix(l, d);
+        Ok(format!("unix://{}", path.display()))
+    }
+
+    /// Answers the envelope's requests until the pipe closes.
+    async fn serve_envelope(self: Arc<Self>, mut incoming: Incoming<EnvelopeMsg>) {
+        while let Some(msg) = incoming.recv().await {
+            let id = msg.id;
+            let reply = match msg.msg {
+                Some(envelope_msg::Msg::UpdateComponentsReq(r)) => {
+                    self.update_components(r.components);
+                    weavelet_msg::Msg::UpdateComponentsReply(UpdateComponentsReply {})
+                }
+                Some(envelope_msg::Msg::UpdateRoutingInfoReq(r)) => {
+                    if let Some(info) = r.routing_info {
+                        self.update_routing(&info.component, Routing::from_proto(&info));
+                    }
+                    weavelet_msg::Msg::UpdateRoutingInfoReply(UpdateRoutingInfoReply {})
+                }
+                Some(envelope_msg::Msg::GetHealthReq(_)) => weavelet_msg::Msg::GetHealthReply(GetHealthReply {
+                    status: HealthStatus::Healthy as i32,
+                }),
+                Some(envelope_msg::Msg::GetLoadReq(_)) => weavelet_msg::Msg::GetLoadReply(GetLoadReply::default()),
+                Some(envelope_msg::Msg::GetMetricsReq(_)) => {
+                    weavelet_msg::Msg::GetMetricsReply(GetMetricsReply::default())
+                }
+                other => {
+                    if id > 0 {
+                        let _ = self.conn.reply_error(id, format!("unsupported request {other:?}"));
+                    }
+                    continue;
+                }
+            };
+            let _ = self.conn.reply(id, WeaveletMsg { msg: Some(reply), ..Default::default() });
+        }
+    }
+
+    /// Records the hosted set and builds new components in the background,
+    /// so their init hooks run and their listeners are exported.
+    fn update_components(&self, components: Vec<String>) {
+        let new: Vec<String> = {
+            let mut hosted = self.hosted.lock().unwrap_or_else(|e| e.into_inner());
+            components.into_iter().filter(|c| hosted.insert(c.clone())).collect()
+        };
+        let Ok(registry) = Registry::get() else { return };
+        for name in new {
+            let Ok(reg) = registry.find(&name) else {
+                tracing::warn!(component = %name, "asked to host a component this binary lacks");
+                continue;
+            };
+            let Ok(rt) = self.arc() else { return };
+            tokio::spawn(async move {
+                if let Err(e) = rt.instance(reg.name).await {
+                    rt.sink.system_error(reg.name, &e);
+                }
+            });
+        }
+    }
+
+    fn routing_sender(&self, component: &str) -> watch::Sender<Option<Arc<Routing>>> {
+        let mut map = self.routing.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(component.to_string()).or_insert_with(|| watch::channel(None).0).clone()
+    }
+
+    fn update_routing(&self, component: &str, routing: Routing) {
+        tracing::debug!(component, version = routing.version, replicas = routing.replicas.len(), "routing updated");
+        self.routing_sender(component).send_replace(Some(Arc::new(routing)));
+    }
+
+    fn is_hosted(&self, component: &str) -> bool {
+        self.hosted.lock().unwrap_or_else(|e| e.into_inner()).contains(component)
+    }
+
+    async fn instance(&self, name: &'static str) -> Result<Instance> {
+        let runtime: Arc<dyn Runtime> = self.arc()?;
+        self.instances.get(name, runtime).await
+    }
+
+    /// Asks the deployer to start `name` and route it to us, retrying while
+    /// the pipe hiccups.
+    async fn activate(&self, reg: &Registration) -> Result<Arc<Routing>> {
+        let mut rx = self.routing_sender(reg.name).subscribe();
+        let req = ActivateComponentRequest { component: reg.name.to_string(), routed: reg.routed };
+        self.conn
+            .call(WeaveletMsg { msg: Some(weavelet_msg::Msg::ActivateComponentReq(req)), ..Default::default() })
+            .await
+            .map_err(|e| Error::construction(format!("activate {}: {}", reg.name, conn_error(e).message())))?;
+        let first = tokio::time::timeout(ROUTING_TIMEOUT, rx.wait_for(Option::is_some)).await;
+        match first {
+            Ok(Ok(r)) => Ok(r.clone().expect("waited for Some")),
+            _ => Err(Error::remote(format!("no routing for {} from the deployer", reg.name))),
+        }
+    }
+}
+
+impl Runtime for Remote {
+    fn resolve(&self, name: &'static str) -> BoxFuture<'_, Result<Target>> {
+        Box::pin(async move {
+            let reg = Registry::get()?.find(name)?;
+            let routing = self.activate(reg).await?;
+            if routing.local {
+                return Ok(Target::Local(self.instance(name).await?));
+            }
+            let rx = self.routing_sender(name).subscribe();
+            Ok(Target::Remote(Arc::new(Balancer::new(name, reg.methods, rx, self.pool.clone()))))
+        })
+    }
+
+    fn listener<'a>(&'a self, _component: &'static str, name: &'a str) -> BoxFuture<'a, Result<Listener>> {
+        Box::pin(async move {
+            let req = GetListenerAddressRequest { name: name.to_string() };
+            let reply = self
+                .conn
+                .call(WeaveletMsg { msg: Some(weavelet_msg::Msg::GetListenerAddressReq(req)), ..Default::default() })
+                .await
+                .map_err(conn_error)?;
+            let addr = match reply.msg {
+                Some(envelope_msg::Msg::GetListenerAddressReply(r)) if !r.address.is_empty() => r.address,
+                _ => "127.0.0.1:0".to_string(),
+            };
+            let listener = TcpListener::bind(&addr)
+                .await
+                .map_err(|e| Error::construction(format!("listen on {addr}: {e}")))?;
+            let local = listener.local_addr()?;
+            let req = ExportListenerRequest { listener: name.to_string(), address: local.to_string() };
+            let reply = self
+                .conn
+                .call(WeaveletMsg { msg: Some(weavelet_msg::Msg::ExportListenerReq(req)), ..Default::default() })
+                .await
+                .map_err(conn_error)?;
+            let public = match reply.msg {
+                Some(envelope_msg::Msg::ExportListenerReply(r)) => {
+                    if !r.error.is_empty() {
+                        return Err(Error::construction(r.error));
+                    }
+                    r.proxy_address.parse::<SocketAddr>().unwrap_or(local)
+                }
+                _ => local,
+            };
+            Ok(Listener::new(name.to_string(), listener, public))
+        })
+    }
+
+    fn config_section(&self, component: &str) -> Option<Section> {
+        Some(Section {
+            text: self.args.sections.get(component)?.clone(),
+            file: "weaver.toml".to_string(),
+        })
+    }
+
+    fn log_sink(&self) -> Arc<dyn LogSink> {
+        self.sink.clone()
+    }
+}
+
+impl Dispatcher for Remote {
+    fn dispatch(&self, method_key: u64, ctx: Context, args: Bytes) -> BoxFuture<'static, Result<Vec<u8>>> {
+        let Some(&(reg, method)) = self.methods.get(&method_key) else {
+            return Box::pin(std::future::ready(Err(Error::internal("unknown method key"))));
+        };
+        if !self.is_hosted(reg.name) {
+            return Box::pin(std::future::ready(Err(Error::internal(format!(
+                "component {} is not hosted by this weavelet",
+                reg.name
+            )))));
+        }
+        if let Some(instance) = self.instances.ready(reg.name) {
+            return (reg.dispatch)(&instance, ctx, method, &args);
+        }
+        let this = self.arc();
+        Box::pin(async move {
+            let instance = this?.instance(reg.name).await?;
+            (reg.dispatch)(&instance, ctx, method, &args).await
+        })
+    }
+}
+
+impl PipeSink {
+    fn system_error(&self, component: &str, e: &Error) {
+        self.log(LogEntry {
+            component: component.to_string(),
+            time_micros: crate::logger::now_micros(),
+            level: "error".to_string(),
+            line: -1,
+            msg: e.to_string(),
+            attrs: vec!["serviceweaver/system".to_string(), String::new()],
+            ..Default::default()
+        });
+    }
+}
+
+impl LogSink for PipeSink {
+    fn log(&self, mut entry: LogEntry) {
+        entry.app.clone_from(&self.app);
+        entry.version.clone_from(&self.deployment);
+        entry.node.clone_from(&self.node);
+        // The connection's writer batches whatever is queued into one write.
+        let _ = self.conn.send(WeaveletMsg {
+            msg: Some(weavelet_msg::Msg::LogEntryBatch(LogEntryBatch { entries: vec![entry] })),
+            ..Default::default()
+        });
+    }
+}
