@@ -4,3 +4,11 @@
 //! binary through envelopes, starts colocation groups on first activation,
 //! pushes routing to subscribers, runs one proxy per listener and tears the
 //! whole deployment down on ctrl-c.
+
+pub mod config;
+pub mod registry;
+pub mod status;
+
+pub use config::{Config, ConfigError, RestartPolicy};
+pub use registry::{Registration, Registry, RegistryError};
+pub use status::{Status, StatusError, StatusServer};

@@ -127,11 +127,56 @@ pub mod __private {
         Error::internal(format!("component {component} has no method {method}"))
     }
 
-    /// Fails to compile unless `T` can be an argument or result.
-    pub fn assert_serializable<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+    /// Encodes a call's arguments one by one (the same bytes as the tuple),
+    /// so a type error points at the argument that causes it.
+    #[derive(Default)]
+    pub struct ArgsEncoder(Vec<u8>);
 
-    /// Fails to compile unless `T` can be a routing key.
-    pub fn assert_routing_key<T: serde::Serialize>() {}
+    impl ArgsEncoder {
+        /// An empty encoder.
+        pub fn new() -> Self {
+            Self(Vec::new())
+        }
+
+        /// Appends one argument.
+        ///
+        /// # Errors
+        ///
+        /// If the value cannot be serialized.
+        pub fn push<T: serde::Serialize>(&mut self, value: &T) -> Result<()> {
+            let buf = std::mem::take(&mut self.0);
+            self.0 = postcard::to_extend(value, buf)
+                .map_err(|e| Error::internal(format!("encode: {e}")))?;
+            Ok(())
+        }
+
+        /// The encoded arguments.
+        pub fn finish(self) -> Vec<u8> {
+            self.0
+        }
+    }
+
+    /// Decodes a call's arguments one by one.
+    pub struct ArgsDecoder<'a>(&'a [u8]);
+
+    impl<'a> ArgsDecoder<'a> {
+        /// Decodes from `bytes`.
+        pub fn new(bytes: &'a [u8]) -> Self {
+            Self(bytes)
+        }
+
+        /// The next argument.
+        ///
+        /// # Errors
+        ///
+        /// If the bytes are not a valid `T`.
+        pub fn next<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+            let (value, rest) = postcard::take_from_bytes(self.0)
+                .map_err(|e| Error::internal(format!("decode arguments: {e}")))?;
+            self.0 = rest;
+            Ok(value)
+        }
+    }
 
     /// Wraps `Result<T>` as an erased future's output.
     pub fn ready<T: Send + 'static>(value: Result<T>) -> BoxFuture<'static, Result<T>> {

@@ -1,1 +1,46 @@
 //! The log store of `weaver multi` deployments and CEL queries over it.
+//!
+//! Two processes use this crate at the same time, on the same directory:
+//!
+//! - the **babysitter** (`weaver multi deploy`) owns a [`Writer`]: it appends
+//!   every `LogEntry` its weavelets send, and every line its children print,
+//!   and flushes after each batch and at teardown. Several babysitters may
+//!   share a directory, since each writes only its own files;
+//! - the **`weaver multi logs` CLI** reads while they write: [`cat`] prints
+//!   what is stored, in time order, and [`follow`] keeps printing entries as
+//!   they arrive, from files that exist and files created later. Both filter
+//!   with a [`Query`], a CEL expression over the entry's fields.
+//!
+//! # Storage
+//!
+//! The caller passes the directory (for example `<data dir>/logs`). It holds
+//! one file per (app, deployment, weavelet, level), named
+//! `<app>#<deployment id>#<weavelet id>#<level>.log`, containing
+//! length-prefixed `LogEntry` frames (a 4-byte little-endian length, then the
+//! protobuf bytes; see [`weaver_proto::frame`]). Each file has exactly one
+//! writer, so no locking is needed, and a reader only ever sees a file grow.
+//! Readers skip a corrupt or truncated frame with a warning and carry on
+//! with the next valid one; while following, a frame still being written at
+//! the end of a file is simply waited for.
+//!
+//! This is Service Weaver's own design. An embedded database such as sled
+//! would not do: it takes an exclusive lock, so the CLI could not open the
+//! store while the babysitter runs.
+//!
+//! # Queries
+//!
+//! See [`Query`] for the variables and the dialect; file names let a query
+//! such as `level == "error"` skip whole files without reading them.
+
+mod error;
+mod output;
+mod query;
+mod read;
+mod store;
+mod view;
+
+pub use error::{Error, Position, QueryError};
+pub use output::{Format, Printer};
+pub use query::Query;
+pub use read::{Stop, cat, follow, for_each, purge};
+pub use store::Writer;

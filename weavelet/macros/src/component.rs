@@ -258,14 +258,12 @@ fn generate(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream {
     let client = gen_client(opts, tr, methods);
     let interface = gen_interface(opts, tr, methods);
     let routing = gen_routing(opts, tr, methods);
-    let asserts = gen_asserts(opts, methods);
     quote! {
         #trait_def
         #erased
         #client
         #interface
         #routing
-        #asserts
     }
 }
 
@@ -338,6 +336,11 @@ fn gen_client(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream
         let args = m.args.iter().map(|(a, t)| quote!(#a: #t));
         let names: Vec<_> = m.args.iter().map(|(a, _)| a).collect();
         let key = route_expr(opts, tr, m);
+        let pushes = m.args.iter().enumerate().map(|(i, (_, t))| {
+            let i = syn::Index::from(i);
+            quote_spanned!(t.span()=> enc.push::<#t>(&args.#i)?;)
+        });
+        let decode_reply = quote_spanned!(ok_ty.span()=> #krate::__private::decode::<#ok_ty>(&reply));
         quote! {
             #(#mattrs)*
             pub async fn #mname(&self, ctx: &#krate::Context, #(#args),*) -> #ret {
@@ -349,9 +352,10 @@ fn gen_client(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream
                     #krate::__private::Target::Remote(transport) => {
                         let args = (#(#names,)*);
                         let key = #key;
-                        let bytes = #krate::__private::encode(&args)?;
-                        let reply = transport.call(ctx, #index, key, bytes).await?;
-                        #krate::__private::decode::<#ok_ty>(&reply)
+                        let mut enc = #krate::__private::ArgsEncoder::new();
+                        #(#pushes)*
+                        let reply = transport.call(ctx, #index, key, enc.finish()).await?;
+                        #decode_reply
                     }
                 }
             }
@@ -423,16 +427,24 @@ fn gen_interface(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStr
         let index = i as u32;
         let mname = &m.name;
         let names: Vec<_> = m.args.iter().map(|(a, _)| a).collect();
-        let tys = m.args.iter().map(|(_, t)| t);
-        quote! {
-            #index => {
-                let (#(#names,)*): (#(#tys,)*) = match #krate::__private::decode(args) {
+        let decodes = m.args.iter().map(|(a, t)| {
+            quote_spanned! {t.span()=>
+                let #a = match dec.next::<#t>() {
                     ::core::result::Result::Ok(v) => v,
                     ::core::result::Result::Err(e) => return #krate::__private::ready(::core::result::Result::Err(e)),
                 };
+            }
+        });
+        let ok_ty = &m.ok_ty;
+        let encode_out = quote_spanned!(ok_ty.span()=> #krate::__private::encode::<#ok_ty>(&out));
+        quote! {
+            #index => {
+                #[allow(unused_mut, unused_variables)]
+                let mut dec = #krate::__private::ArgsDecoder::new(args);
+                #(#decodes)*
                 ::std::boxed::Box::pin(async move {
                     let out = obj.#mname(&ctx, #(#names),*).await?;
-                    #krate::__private::encode(&out)
+                    #encode_out
                 })
             }
         }
@@ -455,7 +467,7 @@ fn gen_interface(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStr
                 args: &[u8],
             ) -> #krate::__private::BoxFuture<'static, #krate::Result<::std::vec::Vec<u8>>> {
                 let obj = match #krate::__private::downcast::<::std::sync::Arc<dyn #erased>>(instance) {
-                    ::core::result::Result::Ok(obj) => ::std::sync::Arc::clone(obj),
+                    ::core::result::Result::Ok(obj) => <::std::sync::Arc<dyn #erased> as ::core::clone::Clone>::clone(obj),
                     ::core::result::Result::Err(e) => return #krate::__private::ready(::core::result::Result::Err(e)),
                 };
                 match method {
@@ -519,27 +531,5 @@ fn gen_routing(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStrea
         }
 
         #check
-    }
-}
-
-/// Compile-time checks that arguments and results are serializable, with
-/// errors pointing at the offending type.
-fn gen_asserts(opts: &Options, methods: &[Method]) -> TokenStream {
-    let krate = &opts.krate;
-    let checks = methods.iter().flat_map(|m| {
-        m.args
-            .iter()
-            .map(|(_, t)| t)
-            .chain(std::iter::once(&m.ok_ty))
-            .map(|t| {
-                quote_spanned! {t.span()=>
-                    #krate::__private::assert_serializable::<#t>();
-                }
-            })
-    });
-    quote! {
-        const _: fn() = || {
-            #(#checks)*
-        };
     }
 }

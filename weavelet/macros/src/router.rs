@@ -22,7 +22,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             "#[weaver::router] goes on an inherent impl block (`impl MyRouter { ... }`)",
         ));
     }
-    let methods = check_methods(&imp)?;
+    // Mismatched methods are reported and left out; the rest still get
+    // their impl, so one mistake gives one error.
+    let (methods, errors) = check_methods(&imp);
+    let errors = errors.finish().err().map(syn::Error::into_compile_error);
     let self_ty = &imp.self_ty;
     let routing = util::sibling(&component, util::routing_name);
     let key = methods
@@ -47,6 +50,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             type Key = #key;
             #(#wrappers)*
         }
+
+        #errors
     })
 }
 
@@ -74,7 +79,7 @@ fn parse_options(attr: TokenStream) -> syn::Result<(Path, Path)> {
     Ok((component, krate))
 }
 
-fn check_methods(imp: &ItemImpl) -> syn::Result<Vec<RouterMethod>> {
+fn check_methods(imp: &ItemImpl) -> (Vec<RouterMethod>, Errors) {
     let mut errors = Errors::default();
     let mut methods: Vec<RouterMethod> = Vec::new();
     for item in &imp.items {
@@ -122,6 +127,5 @@ fn check_methods(imp: &ItemImpl) -> syn::Result<Vec<RouterMethod>> {
             key,
         });
     }
-    errors.finish()?;
-    Ok(methods)
+    (methods, errors)
 }

@@ -1,0 +1,376 @@
+//! CEL queries over log entries.
+
+use std::sync::Arc;
+
+use cel::common::types::{CelBool, CelInt, CelString, CelTimestamp};
+use cel::common::value::CowVal;
+use cel::context::VariableResolver;
+use cel::{Context, Env, ExecutionError, FunctionContext, IdedExpr, Value};
+use regex::Regex;
+use weaver_proto::logging::{is_system, short_id, shorten_component};
+use weaver_proto::runtime::LogEntry;
+
+use crate::QueryError;
+use crate::store::FileKey;
+use crate::view::EntryView;
+
+mod attrs;
+mod rewrite;
+
+use attrs::AttrsVal;
+
+/// The variables a query may use, in the order the docs list them.
+pub(crate) const VARIABLES: [&str; 12] = [
+    "app",
+    "version",
+    "full_version",
+    "component",
+    "full_component",
+    "node",
+    "full_node",
+    "time",
+    "level",
+    "source",
+    "msg",
+    "attrs",
+];
+
+/// The function `x.matches("re")` is rewritten to, with the pattern replaced
+/// by its index among the query's precompiled regexes. (The standard
+/// `matches` compiles its pattern on every call, some 30 µs each.)
+const MATCHES_FN: &str = "@weaver_matches";
+
+/// The signature of a function added to a CEL context.
+type CelFn = Box<
+    dyn for<'context, 'call> Fn(
+            &mut FunctionContext<'context, 'call>,
+        ) -> Result<CowVal<'context, 'call>, ExecutionError>
+        + Send
+        + Sync,
+>;
+
+/// A filter over log entries: a CEL condition, plus whether system entries
+/// are shown.
+///
+/// The variables are those of Service Weaver's `weaver multi logs`:
+///
+/// | variable | type | value |
+/// |---|---|---|
+/// | `app` | string | application name |
+/// | `version` | string | deployment id, first 8 characters |
+/// | `full_version` | string | deployment id |
+/// | `component` | string | component, shortened (`cache::Cache`) |
+/// | `full_component` | string | component (`app::cache::Cache`), or `stdout`/`stderr` |
+/// | `node` | string | weavelet id, first 8 characters |
+/// | `full_node` | string | weavelet id |
+/// | `time` | timestamp | when the entry was logged |
+/// | `level` | string | `debug`, `info`, `warn`, `error`, `stdout`, `stderr` |
+/// | `source` | string | `file:line` (`:-1` for captured output) |
+/// | `msg` | string | the message |
+/// | `attrs` | map(string, string) | the attributes |
+///
+/// All of CEL is available, notably `==` `!=` `<` `<=` `>` `>=`, `!`, `&&`,
+/// `||`, `in`, `contains`, `startsWith`, `endsWith`, `matches` (RE2 syntax)
+/// and `timestamp("2024-01-01T00:00:00Z")`. Levels compare in lower case:
+/// `level == "DEBUG"` means `level == "debug"`. A comparison on a missing
+/// attribute is false, not an error: `attrs["k"] == "v"` is read as
+/// `"k" in attrs && attrs["k"] == "v"`. An entry on which the query fails
+/// at run time (say, `attrs["k"] < 3`) does not match.
+///
+/// Unless `include_system` is set, entries logged by weaver itself (those
+/// with the `serviceweaver/system` attribute) are hidden, as if the query
+/// were `(<query>) && !("serviceweaver/system" in attrs)`. The empty query
+/// matches every entry.
+///
+/// Everything that can be checked before reading a log is checked by
+/// [`Query::parse`]: the syntax, the variable names, the regexes and
+/// timestamps written as literals, and that the query is a condition.
+pub struct Query {
+    source: String,
+    include_system: bool,
+    /// `None` for the empty query.
+    compiled: Option<Compiled>,
+}
+
+struct Compiled {
+    /// The rewritten expression (see the `rewrite` module).
+    expr: IdedExpr,
+    /// Holds the regex function and the timestamp constants; each evaluation
+    /// runs in a cheap child scope of it.
+    root: Context<'static, 'static>,
+}
+
+/// The fields of an entry, owned or decoded in place.
+pub(crate) trait Fields: Sync {
+    fn app(&self) -> &str;
+    fn version(&self) -> &str;
+    fn component(&self) -> &str;
+    fn node(&self) -> &str;
+    fn time_micros(&self) -> i64;
+    fn level(&self) -> &str;
+    fn file(&self) -> &str;
+    fn line(&self) -> i32;
+    fn msg(&self) -> &str;
+    /// The attributes as (key, value) pairs.
+    fn attr_pairs(&self) -> Vec<(&str, &str)>;
+}
+
+/// Resolves the query's variables against one entry.
+struct Record<'a, F>(&'a F);
+
+/// Resolves only the variables a file name determines, so that a query can
+/// rule out a whole file: any other variable is an error, which CEL's
+/// `&&` and `||` absorb where the known ones decide the result.
+struct FileVars<'a>(&'a FileKey);
+
+// === impl Query ===
+
+impl Query {
+    /// Compiles `src`; see [`Query`] for the language.
+    ///
+    /// # Errors
+    ///
+    /// A [`QueryError`] for a syntax error, an unknown variable, a regex or a
+    /// timestamp literal that does not parse, or a query that is not a
+    /// condition. Its `Display` shows where.
+    pub fn parse(src: &str, include_system: bool) -> Result<Query, QueryError> {
+        let compiled = if src.trim().is_empty() {
+            None
+        } else {
+            Some(compile(src)?)
+        };
+        Ok(Query {
+            source: src.to_owned(),
+            include_system,
+            compiled,
+        })
+    }
+
+    /// The query's text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether system entries are shown.
+    pub fn include_system(&self) -> bool {
+        self.include_system
+    }
+
+    /// Whether `e` matches.
+    pub fn matches(&self, e: &LogEntry) -> bool {
+        (self.include_system || !is_system(e)) && self.eval(e)
+    }
+
+    /// Whether the entry viewed by `v` matches.
+    pub(crate) fn matches_view(&self, v: &EntryView<'_>) -> bool {
+        (self.include_system || !v.system) && self.eval(v)
+    }
+
+    /// Whether entries of the file `key` may match (false only when the
+    /// file's app, deployment, weavelet and level alone rule it out).
+    pub(crate) fn may_match_file(&self, key: &FileKey) -> bool {
+        match &self.compiled {
+            None => true,
+            Some(c) => c.run(&FileVars(key)) != Some(false),
+        }
+    }
+
+    fn eval<F: Fields>(&self, f: &F) -> bool {
+        match &self.compiled {
+            None => true,
+            Some(c) => c.run(&Record(f)) == Some(true),
+        }
+    }
+}
+
+impl std::fmt::Debug for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Query")
+            .field("source", &self.source)
+            .field("include_system", &self.include_system)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Compiled ===
+
+impl Compiled {
+    /// Evaluates the query with `vars`; `None` on an error or a non-boolean.
+    fn run(&self, vars: &dyn VariableResolver) -> Option<bool> {
+        // A child scope borrows the root for less than 'static; the context
+        // is covariant, so the root can lend itself at the resolver's
+        // lifetime.
+        let root: &Context<'_, '_> = &self.root;
+        let mut ctx = root.new_inner_scope();
+        ctx.set_variable_resolver(vars);
+        let value = Value::resolve_val(&self.expr, &ctx).ok()?;
+        value.downcast_ref::<CelBool>().map(|b| *b.inner())
+    }
+}
+
+fn compile(src: &str) -> Result<Compiled, QueryError> {
+    let env = Arc::new(Env::stdlib());
+    let (mut expr, info) = env
+        .parser()
+        .parse_with_source_info(src)
+        .map_err(|e| rewrite::syntax_error(src, &e))?;
+    let consts = rewrite::rewrite(src, &info, &mut expr)?;
+
+    let mut root = Context::with_env(env);
+    let regexes: Arc<[Regex]> = consts.regexes.into();
+    let matches: CelFn = Box::new(move |ftx| {
+        let subject = ftx.this.as_ref().and_then(|s| s.downcast_ref::<CelString<'_>>());
+        let index = ftx.args.first().and_then(|i| i.downcast_ref::<CelInt>());
+        let re = index.and_then(|i| usize::try_from(*i.inner()).ok())
+            .and_then(|i| regexes.get(i));
+        match (subject, re) {
+            (Some(s), Some(re)) => Ok(CowVal::owned(CelBool::from(re.is_match(s.inner())))),
+            _ => Err(ftx.error("matches() takes a string and a pattern")),
+        }
+    });
+    root.add_function::<CelFn, CelFn>(MATCHES_FN, matches)
+        .expect("the function name is not a standard one");
+    for (name, t) in consts.timestamps {
+        root.add_variable_as_val(name, Box::new(CelTimestamp::from(t)));
+    }
+    Ok(Compiled { expr, root })
+}
+
+// === impl Record ===
+
+impl<F: Fields> VariableResolver for Record<'_, F> {
+    fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        let f = self.0;
+        let s = match name {
+            "app" => f.app(),
+            "version" => short_id(f.version()),
+            "full_version" => f.version(),
+            "component" => shorten_component(f.component()),
+            "full_component" => f.component(),
+            "node" => short_id(f.node()),
+            "full_node" => f.node(),
+            "level" => return Some(level(f.level())),
+            "msg" => f.msg(),
+            "time" => return timestamp(f.time_micros()),
+            "source" => {
+                let source = format!("{}:{}", f.file(), f.line());
+                return Some(CowVal::owned(CelString::from(source)));
+            }
+            "attrs" => return Some(CowVal::owned(AttrsVal::new(f.attr_pairs()))),
+            _ => return None,
+        };
+        Some(CowVal::owned(CelString::from(s)))
+    }
+}
+
+// === impl FileVars ===
+
+impl VariableResolver for FileVars<'_> {
+    fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        let k = self.0;
+        let s = match name {
+            "app" => &k.app,
+            "version" => short_id(&k.version),
+            "full_version" => &k.version,
+            "node" => short_id(&k.node),
+            "full_node" => &k.node,
+            "level" => return Some(level(&k.level)),
+            _ => return None,
+        };
+        Some(CowVal::owned(CelString::from(s)))
+    }
+}
+
+/// The level, in lower case (stored levels already are; older files may not
+/// be).
+fn level(l: &str) -> CowVal<'_, '_> {
+    if l.bytes().any(|b| b.is_ascii_uppercase()) {
+        CowVal::owned(CelString::from(l.to_ascii_lowercase()))
+    } else {
+        CowVal::owned(CelString::from(l))
+    }
+}
+
+fn timestamp<'b>(micros: i64) -> Option<CowVal<'b, 'b>> {
+    let t = chrono::DateTime::from_timestamp_micros(micros)?.fixed_offset();
+    Some(CowVal::owned(CelTimestamp::from(t)))
+}
+
+// === impl Fields ===
+
+impl Fields for LogEntry {
+    fn app(&self) -> &str {
+        &self.app
+    }
+    fn version(&self) -> &str {
+        &self.version
+    }
+    fn component(&self) -> &str {
+        &self.component
+    }
+    fn node(&self) -> &str {
+        &self.node
+    }
+    fn time_micros(&self) -> i64 {
+        self.time_micros
+    }
+    fn level(&self) -> &str {
+        &self.level
+    }
+    fn file(&self) -> &str {
+        &self.file
+    }
+    fn line(&self) -> i32 {
+        self.line
+    }
+    fn msg(&self) -> &str {
+        &self.msg
+    }
+    fn attr_pairs(&self) -> Vec<(&str, &str)> {
+        self.attrs
+            .chunks_exact(2)
+            .map(|kv| (kv[0].as_str(), kv[1].as_str()))
+            .collect()
+    }
+}
+
+impl Fields for EntryView<'_> {
+    fn app(&self) -> &str {
+        self.app
+    }
+    fn version(&self) -> &str {
+        self.version
+    }
+    fn component(&self) -> &str {
+        self.component
+    }
+    fn node(&self) -> &str {
+        self.node
+    }
+    fn time_micros(&self) -> i64 {
+        self.time_micros
+    }
+    fn level(&self) -> &str {
+        self.level
+    }
+    fn file(&self) -> &str {
+        self.file
+    }
+    fn line(&self) -> i32 {
+        self.line
+    }
+    fn msg(&self) -> &str {
+        self.msg
+    }
+    fn attr_pairs(&self) -> Vec<(&str, &str)> {
+        let mut pairs = Vec::new();
+        let mut it = self.attrs();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            pairs.push((k, v));
+        }
+        pairs
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+//! The `attrs` variable: a CEL `map(string, string)` borrowing the entry.
+
+use cel::ExecutionError;
+use cel::common::traits::{Container, Indexer, Iterable, Iterator as CelIterator, Sizer};
+use cel::common::types::{CelInt, CelString, MAP_TYPE, Type};
+use cel::common::value::{CowVal, Val};
+
+/// An entry's attributes as a CEL map. Built only when a query reads
+/// `attrs`; the strings are borrowed, so it costs one small vector.
+#[derive(Debug, Clone)]
+pub(super) struct AttrsVal<'a> {
+    /// (key, value), in entry order; a repeated key's last value wins.
+    pairs: Vec<(CelString<'a>, CelString<'a>)>,
+}
+
+struct Keys<'b, 'a> {
+    pairs: std::slice::Iter<'b, (CelString<'a>, CelString<'a>)>,
+}
+
+// === impl AttrsVal ===
+
+impl<'a> AttrsVal<'a> {
+    pub(super) fn new(pairs: Vec<(&'a str, &'a str)>) -> Self {
+        Self {
+            pairs: pairs
+                .into_iter()
+                .map(|(k, v)| (CelString::from(k), CelString::from(v)))
+                .collect(),
+        }
+    }
+
+    fn find(&self, key: &dyn Val) -> Option<&CelString<'a>> {
+        let key = key.downcast_ref::<CelString<'_>>()?;
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k.inner() == key.inner())
+            .map(|(_, v)| v)
+    }
+}
+
+impl Val for AttrsVal<'_> {
+    fn get_type(&self) -> &Type {
+        &MAP_TYPE
+    }
+
+    fn cel_type() -> &'static Type {
+        &MAP_TYPE
+    }
+
+    fn as_container(&self) -> Option<&dyn Container> {
+        Some(self)
+    }
+
+    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
+    where
+        Self: 'v,
+    {
+        Some(self)
+    }
+
+    fn as_iterable<'b, 'v>(&'b self) -> Option<&'b (dyn Iterable + 'v)>
+    where
+        Self: 'v,
+    {
+        Some(self)
+    }
+
+    fn as_sizer(&self) -> Option<&dyn Sizer> {
+        Some(self)
+    }
+
+    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
+    where
+        Self: 'v,
+    {
+        Box::new(self.clone())
+    }
+}
+
+impl Container for AttrsVal<'_> {
+    fn contains(&self, value: &dyn Val) -> Result<bool, ExecutionError> {
+        Ok(self.find(value).is_some())
+    }
+}
+
+impl Indexer for AttrsVal<'_> {
+    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        match self.find(idx) {
+            Some(v) => Ok(CowVal::Borrowed(v)),
+            None => Err(ExecutionError::no_such_key(&format!("{idx:?}"))),
+        }
+    }
+
+    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        self.get(idx).map(CowVal::into_owned)
+    }
+}
+
+impl Iterable for AttrsVal<'_> {
+    fn iter<'b, 'v>(&'b self) -> Box<dyn CelIterator<'b, 'v> + 'b>
+    where
+        Self: 'v,
+    {
+        Box::new(Keys {
+            pairs: self.pairs.iter(),
+        })
+    }
+}
+
+impl Sizer for AttrsVal<'_> {
+    fn size(&self) -> CelInt {
+        CelInt::from(self.pairs.len() as i64)
+    }
+}
+
+// === impl Keys ===
+
+impl<'b, 'a: 'b, 'v> CelIterator<'b, 'v> for Keys<'b, 'a>
+where
+    'a: 'v,
+{
+    fn next(&mut self) -> Option<&'b (dyn Val + 'v)> {
+        self.pairs.next().map(|(k, _)| k as &dyn Val)
+    }
+}

@@ -1,0 +1,284 @@
+use prost::Message;
+use weaver_proto::logging::SYSTEM_ATTR;
+
+use super::*;
+use crate::Position;
+
+const DEPLOYMENT: &str = "8f1c0a7e-1111-4000-8000-000000000000";
+const NODE: &str = "076cb5f1-2222-4000-8000-000000000000";
+/// 2024-06-01T12:00:00Z.
+const JUNE_2024: i64 = 1_717_243_200_000_000;
+
+fn entry(component: &str, level: &str, msg: &str, attrs: &[&str]) -> LogEntry {
+    LogEntry {
+        app: "hello".into(),
+        version: DEPLOYMENT.into(),
+        component: component.into(),
+        node: NODE.into(),
+        time_micros: JUNE_2024,
+        level: level.into(),
+        file: "src/bin/main.rs".into(),
+        line: 12,
+        msg: msg.into(),
+        attrs: attrs.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn info(msg: &str) -> LogEntry {
+    entry("hello::Reverser", "info", msg, &[])
+}
+
+fn system(msg: &str) -> LogEntry {
+    entry("weaver::Main", "info", msg, &[SYSTEM_ATTR, ""])
+}
+
+/// Whether `q` matches `e`, checked both on the owned entry and on the
+/// in-place view of its encoding (the two evaluation paths must agree).
+fn is_match(q: &str, include_system: bool, e: &LogEntry) -> bool {
+    let query = Query::parse(q, include_system).unwrap_or_else(|err| panic!("{q}: {err}"));
+    let owned = query.matches(e);
+    let bytes = e.encode_to_vec();
+    let view = EntryView::decode(&bytes).expect("valid entry");
+    assert_eq!(owned, query.matches_view(&view), "the two paths disagree on {q}");
+    owned
+}
+
+fn matches(q: &str, e: &LogEntry) -> bool {
+    is_match(q, false, e)
+}
+
+fn error(q: &str) -> QueryError {
+    match Query::parse(q, false) {
+        Ok(_) => panic!("{q} parsed"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn empty_query_matches_everything_but_system_entries() {
+    for q in ["", "  \n "] {
+        assert!(matches(q, &info("x")));
+        assert!(!matches(q, &system("x")));
+        assert!(is_match(q, true, &system("x")));
+    }
+}
+
+#[test]
+fn equality_on_component_and_level() {
+    let q = r#"component == "hello::Reverser" && level == "info""#;
+    assert!(matches(q, &info("x")));
+    assert!(!matches(q, &entry("hello::Reverser", "debug", "x", &[])));
+    assert!(!matches(q, &entry("hello::Other", "info", "x", &[])));
+}
+
+#[test]
+fn component_is_shortened_and_full_component_is_not() {
+    let e = entry("app::cache::Cache", "info", "x", &[]);
+    assert!(matches(r#"component == "cache::Cache""#, &e));
+    assert!(matches(r#"full_component == "app::cache::Cache""#, &e));
+    assert!(!matches(r#"component == "app::cache::Cache""#, &e));
+}
+
+#[test]
+fn ids_are_short_or_full() {
+    let e = info("x");
+    assert!(matches(r#"version == "8f1c0a7e""#, &e));
+    assert!(matches(&format!("full_version == {DEPLOYMENT:?}"), &e));
+    assert!(matches(r#"node == "076cb5f1""#, &e));
+    assert!(matches(&format!("full_node == {NODE:?}"), &e));
+    assert!(matches(r#"app == "hello" && app != "bye""#, &e));
+}
+
+#[test]
+fn levels_compare_in_lower_case() {
+    let debug = entry("hello::Reverser", "debug", "x", &[]);
+    assert!(matches(r#"level=="debug""#, &debug));
+    assert!(matches(r#"level == "DEBUG""#, &debug));
+    assert!(matches(r#""Debug" == level"#, &debug));
+    // An entry stored by an older writer with an upper-case level.
+    assert!(matches(r#"level == "debug""#, &entry("c", "DEBUG", "x", &[])));
+}
+
+#[test]
+fn in_list() {
+    let q = r#"level in ["debug", "INFO"]"#;
+    assert!(matches(q, &info("x")));
+    assert!(matches(q, &entry("c", "debug", "x", &[])));
+    assert!(!matches(q, &entry("c", "error", "x", &[])));
+}
+
+#[test]
+fn string_functions() {
+    let e = info("error: file /tmp/a already closed");
+    assert!(matches(r#"msg.contains("already")"#, &e));
+    assert!(!matches(r#"msg.contains("nope")"#, &e));
+    assert!(matches(r#"msg.startsWith("error:") && msg.endsWith("closed")"#, &e));
+    assert!(matches(r#"msg.matches("error: file .* already closed")"#, &e));
+    assert!(matches(r#"msg.matches("^error")"#, &e));
+    assert!(!matches(r#"msg.matches("^closed")"#, &e));
+    assert!(matches(r#"matches(msg, "a.r")"#, &e));
+    // A computed pattern falls back to the standard function.
+    assert!(matches(r#"msg.matches("^" + "error")"#, &e));
+}
+
+#[test]
+fn source_is_file_colon_line() {
+    assert!(matches(r#"source == "src/bin/main.rs:12""#, &info("x")));
+    assert!(matches(r#"source.contains("main.rs")"#, &info("x")));
+    let mut out = entry("stdout", "stdout", "printed", &[]);
+    out.file.clear();
+    out.line = -1;
+    assert!(matches(r#"source == ":-1""#, &out));
+}
+
+#[test]
+fn time_compares_with_timestamps() {
+    let e = info("x");
+    assert!(matches(r#"time > timestamp("2024-01-01T00:00:00Z")"#, &e));
+    assert!(!matches(r#"time > timestamp("2025-01-01T00:00:00Z")"#, &e));
+    assert!(matches(r#"time == timestamp("2024-06-01T14:00:00+02:00")"#, &e));
+    assert!(matches(r#"time - timestamp("2024-06-01T11:00:00Z") == duration("1h")"#, &e));
+}
+
+#[test]
+fn attrs_index_select_and_in() {
+    let e = entry("c", "info", "x", &["user", "ana", "k", "v"]);
+    assert!(matches(r#"attrs["k"] == "v""#, &e));
+    assert!(matches(r#"attrs.user == "ana""#, &e));
+    assert!(matches(r#""k" in attrs"#, &e));
+    assert!(!matches(r#""missing" in attrs"#, &e));
+    assert!(matches(r#"attrs["user"].startsWith("a")"#, &e));
+    assert!(matches(r#"attrs["user"] in ["ana", "bob"]"#, &e));
+    assert!(matches("size(attrs) == 2", &e));
+    assert!(matches(r#"attrs.exists(key, key == "user")"#, &e));
+    assert!(matches(r#"has(attrs.user) && !has(attrs.nope)"#, &e));
+}
+
+#[test]
+fn missing_attrs_are_false_not_errors() {
+    let e = entry("c", "info", "x", &["k", "v"]);
+    assert!(!matches(r#"attrs["missing"] == "x""#, &e));
+    assert!(!matches(r#"attrs.missing == "x""#, &e));
+    assert!(!matches(r#"attrs["missing"] != "x""#, &e));
+    assert!(!matches(r#"attrs["missing"].contains("x")"#, &e));
+    assert!(matches(r#"!(attrs["missing"] == "x")"#, &e));
+    assert!(matches(r#"attrs["missing"] == "x" || attrs["k"] == "v""#, &e));
+}
+
+#[test]
+fn not_and_or() {
+    let e = info("hello");
+    assert!(matches(r#"!(level == "error")"#, &e));
+    assert!(!matches(r#"!msg.contains("hello")"#, &e));
+    assert!(matches(r#"level == "error" || msg.contains("hell")"#, &e));
+    assert!(!matches(r#"level == "error" || msg.contains("bye")"#, &e));
+    assert!(matches(r#"(level == "error" || level == "info") && !(app == "x")"#, &e));
+}
+
+#[test]
+fn system_entries_stay_hidden_under_or() {
+    // Service Weaver appends `&& !system` without parentheses, so `a || b`
+    // leaked system entries matching `a`. Here the whole query is wrapped.
+    let q = r#"component == "weaver::Main" || msg.contains("zzz")"#;
+    assert!(!matches(q, &system("starting")));
+    assert!(is_match(q, true, &system("starting")));
+    assert!(matches(q, &entry("weaver::Main", "info", "app log", &[])));
+}
+
+#[test]
+fn failing_evaluation_is_no_match() {
+    let e = entry("c", "info", "x", &["n", "3"]);
+    assert!(!matches(r#"attrs["n"] > 2"#, &e)); // string vs int
+    assert!(!matches("msg == 1", &e));
+}
+
+#[test]
+fn files_are_pruned_by_name() {
+    let key = |level: &str| FileKey {
+        app: "hello".into(),
+        version: DEPLOYMENT.into(),
+        node: NODE.into(),
+        level: level.into(),
+    };
+    let q = |s: &str| Query::parse(s, false).expect("valid query");
+    let error = q(r#"level == "error" && msg.contains("x")"#);
+    assert!(error.may_match_file(&key("error")));
+    assert!(!error.may_match_file(&key("info")));
+    // The unknown part on the left does not prevent pruning.
+    let error = q(r#"msg.contains("x") && level == "error""#);
+    assert!(!error.may_match_file(&key("info")));
+    let either = q(r#"level == "error" || msg.contains("x")"#);
+    assert!(either.may_match_file(&key("info")));
+    assert!(!q(r#"app == "other""#).may_match_file(&key("info")));
+    assert!(!q(r#"version == "deadbeef""#).may_match_file(&key("info")));
+    assert!(q(r#"node == "076cb5f1""#).may_match_file(&key("info")));
+    assert!(q("").may_match_file(&key("info")));
+}
+
+#[test]
+fn syntax_errors_point_at_the_position() {
+    let err = error("app ==");
+    let QueryError::Syntax { at, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*at, Position { line: 1, column: 7 });
+    let text = err.to_string();
+    assert!(
+        text.starts_with("invalid query at line 1, column 7: syntax error: mismatched input '<EOF>'"),
+        "{text}"
+    );
+    assert!(text.ends_with("\n  | app ==\n  |       ^"), "{text}");
+
+    let err = error("level == \"info\" &&\n  msg.contains(\"x\"");
+    let QueryError::Syntax { at, snippet, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(at.line, 2, "{err}");
+    assert!(snippet.starts_with("  |   msg.contains(\"x\"\n"), "{snippet}");
+}
+
+#[test]
+fn unknown_variables_are_named() {
+    let err = error(r#"level == "info" && lvl == "x""#);
+    assert_eq!(
+        err.to_string(),
+        "unknown variable `lvl` at line 1, column 20; the variables are app, version, \
+         full_version, component, full_component, node, full_node, time, level, source, \
+         msg, attrs\n  | level == \"info\" && lvl == \"x\"\n  |                    ^"
+    );
+    assert!(matches!(error("foo.bar == 1"), QueryError::UnknownVariable { name, .. } if name == "foo"));
+    // Names bound by a comprehension are fine inside it only.
+    assert!(Query::parse(r#"attrs.all(k, k != "x")"#, false).is_ok());
+    assert!(matches!(
+        error(r#"attrs.all(k, k != "x") && k == "y""#),
+        QueryError::UnknownVariable { name, .. } if name == "k"
+    ));
+}
+
+#[test]
+fn bad_regex_literals_fail_at_parse_time() {
+    let err = error(r#"msg.matches("(")"#);
+    assert_eq!(
+        err.to_string(),
+        "invalid regular expression \"(\" at line 1, column 13: unclosed group\n  \
+         | msg.matches(\"(\")\n  |             ^"
+    );
+    assert!(matches!(error(r#"matches(msg, "[z-a]")"#), QueryError::Regex { .. }));
+}
+
+#[test]
+fn bad_timestamp_literals_fail_at_parse_time() {
+    let err = error(r#"time > timestamp("yesterday")"#);
+    assert!(matches!(&err, QueryError::Timestamp { text, .. } if text == "yesterday"), "{err}");
+}
+
+#[test]
+fn non_boolean_queries_are_refused() {
+    assert!(matches!(error("msg"), QueryError::NotBool { got: "string" }));
+    assert!(matches!(error("42"), QueryError::NotBool { got: "int" }));
+    assert!(matches!(error("time"), QueryError::NotBool { got: "timestamp" }));
+    assert_eq!(
+        error("attrs").to_string(),
+        "the query is a map, not a condition: compare it, e.g. `msg.contains(\"x\")`"
+    );
+}

@@ -1,0 +1,157 @@
+//! The babysitter's status server: `GET /debug/weaver/status` as JSON.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{debug, warn};
+
+use super::{STATUS_PATH, Status, StatusError};
+
+/// Produces the current status on every request. It runs on the server's
+/// task, so it should only take a snapshot (lock, clone, unlock).
+pub type StatusProvider = Arc<dyn Fn() -> Status + Send + Sync>;
+
+/// How long to back off after a failed `accept` (e.g. out of file
+/// descriptors), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A running status server. Dropping it stops it too, without waiting.
+#[derive(Debug)]
+pub struct StatusServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+// === impl StatusServer ===
+
+impl StatusServer {
+    /// Binds `bind` (use port 0 for an ephemeral port) and serves the status
+    /// that `provider` returns. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`StatusError::Bind`] if the address cannot be bound.
+    pub async fn start(bind: SocketAddr, provider: StatusProvider) -> Result<Self, StatusError> {
+        let bind_err = |source| StatusError::Bind { addr: bind, source };
+        let listener = TcpListener::bind(bind).await.map_err(bind_err)?;
+        let addr = listener.local_addr().map_err(bind_err)?;
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, provider, stopped));
+        debug!(%addr, "status server listening");
+        Ok(StatusServer {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server. When this returns the port is closed, so clients
+    /// get "connection refused", and open connections are dropped.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            // The task may have ended already; then there is nothing to stop.
+            let _ = stop.send(());
+        }
+        if let Err(err) = (&mut self.task).await
+            && err.is_panic()
+        {
+            warn!(error = %err, "status server task panicked");
+        }
+    }
+}
+
+impl Drop for StatusServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Accepts connections until told to stop. Dropping the listener and the
+/// connection set on return closes the port and every connection.
+async fn serve(
+    listener: TcpListener,
+    provider: StatusProvider,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    conns.spawn(serve_conn(stream, peer, provider.clone()));
+                }
+                Err(err) => {
+                    warn!(error = %err, "status server cannot accept");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+        }
+        // Reap finished connections so the set does not grow.
+        while conns.try_join_next().is_some() {}
+    }
+    debug!("status server stopped");
+}
+
+async fn serve_conn(stream: TcpStream, peer: SocketAddr, provider: StatusProvider) {
+    let service = service_fn(move |req| {
+        let provider = provider.clone();
+        async move { Ok::<_, Infallible>(respond(&req, &provider)) }
+    });
+    if let Err(err) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        debug!(%peer, error = %err, "status connection failed");
+    }
+}
+
+fn respond(req: &Request<Incoming>, provider: &StatusProvider) -> Response<Full<Bytes>> {
+    if req.uri().path() != STATUS_PATH {
+        return text(StatusCode::NOT_FOUND, "not found");
+    }
+    if req.method() != Method::GET {
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        resp.headers_mut()
+            .insert(ALLOW, hyper::header::HeaderValue::from_static("GET"));
+        return resp;
+    }
+    match serde_json::to_vec(&provider()) {
+        Ok(body) => {
+            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(err) => {
+            warn!(error = %err, "cannot encode status");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode status")
+        }
+    }
+}
+
+fn text(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = code;
+    resp
+}

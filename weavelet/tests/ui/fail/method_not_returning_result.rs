@@ -1,0 +1,8 @@
+use weaver::Context;
+
+#[weaver::component]
+trait Greeter {
+    async fn greet(&self, ctx: &Context, name: String) -> String;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[weaver::component]
+trait Greeter {
+    async fn greet(&self, name: String) -> weaver::Result<String>;
+}
+
+fn main() {}
