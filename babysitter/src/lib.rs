@@ -6,9 +6,11 @@
 //! whole deployment down on ctrl-c.
 
 pub mod config;
+pub mod deploy;
 pub mod registry;
 pub mod status;
 
 pub use config::{Config, ConfigError, RestartPolicy};
+pub use deploy::{DeployError, Deployment, Options};
 pub use registry::{Registration, Registry, RegistryError};
 pub use status::{Status, StatusError, StatusServer};

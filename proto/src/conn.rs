@@ -205,7 +205,9 @@ impl<Out: Message, In: Message> Conn<Out, In> {
     }
 
     fn send_raw(&self, msg: Out) -> Result<(), ConnError> {
-        self.tx.send(Cmd::Send(msg)).map_err(|_| self.closed_error())
+        self.tx
+            .send(Cmd::Send(msg))
+            .map_err(|_| self.closed_error())
     }
 
     fn closed_error(&self) -> ConnError {

@@ -31,6 +31,37 @@
 //!
 //! See [`Query`] for the variables and the dialect; file names let a query
 //! such as `level == "error"` skip whole files without reading them.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::path::Path;
+//!
+//! use weaver_logs::{Format, Printer, Query, Writer};
+//! use weaver_proto::runtime::LogEntry;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = Path::new("/var/lib/weaver/logs");
+//!
+//! // In the babysitter, for each batch a weavelet sends:
+//! let mut writer = Writer::new(dir);
+//! let mut e = LogEntry {
+//!     app: "hello".into(),
+//!     level: "info".into(),
+//!     line: -1,
+//!     msg: "hi".into(),
+//!     ..Default::default()
+//! };
+//! writer.append(&mut e)?;
+//! writer.flush()?;
+//!
+//! // In `weaver multi logs 'level == "info"'`, in another process:
+//! let query = Query::parse(r#"level == "info""#, false)?;
+//! let mut out = Printer::new(std::io::stdout().lock(), Format::Pretty { color: false });
+//! weaver_logs::cat(dir, &query, &mut out)?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod error;
 mod output;

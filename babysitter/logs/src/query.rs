@@ -1,6 +1,6 @@
 //! CEL queries over log entries.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use cel::common::types::{CelBool, CelInt, CelString, CelTimestamp};
 use cel::common::value::CowVal;
@@ -115,8 +115,26 @@ pub(crate) trait Fields: Sync {
     fn attr_pairs(&self) -> Vec<(&str, &str)>;
 }
 
-/// Resolves the query's variables against one entry.
-struct Record<'a, F>(&'a F);
+/// Resolves the query's variables against one entry. A string variable is
+/// made on first use and kept in the record, which lends it out: a value
+/// handed over instead would cost an allocation per lookup.
+struct Record<'a, F> {
+    entry: &'a F,
+    strings: [OnceLock<CelString<'a>>; STRING_VARS.len()],
+}
+
+/// The variables kept in [`Record::strings`], in order.
+const STRING_VARS: [&str; 9] = [
+    "app",
+    "version",
+    "full_version",
+    "component",
+    "full_component",
+    "node",
+    "full_node",
+    "msg",
+    "level",
+];
 
 /// Resolves only the variables a file name determines, so that a query can
 /// rule out a whole file: any other variable is an error, which CEL's
@@ -178,7 +196,7 @@ impl Query {
     fn eval<F: Fields>(&self, f: &F) -> bool {
         match &self.compiled {
             None => true,
-            Some(c) => c.run(&Record(f)) == Some(true),
+            Some(c) => c.run(&Record::new(f)) == Some(true),
         }
     }
 }
@@ -219,9 +237,13 @@ fn compile(src: &str) -> Result<Compiled, QueryError> {
     let mut root = Context::with_env(env);
     let regexes: Arc<[Regex]> = consts.regexes.into();
     let matches: CelFn = Box::new(move |ftx| {
-        let subject = ftx.this.as_ref().and_then(|s| s.downcast_ref::<CelString<'_>>());
+        let subject = ftx
+            .this
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<CelString<'_>>());
         let index = ftx.args.first().and_then(|i| i.downcast_ref::<CelInt>());
-        let re = index.and_then(|i| usize::try_from(*i.inner()).ok())
+        let re = index
+            .and_then(|i| usize::try_from(*i.inner()).ok())
             .and_then(|i| regexes.get(i));
         match (subject, re) {
             (Some(s), Some(re)) => Ok(CowVal::owned(CelBool::from(re.is_match(s.inner())))),
@@ -238,28 +260,47 @@ fn compile(src: &str) -> Result<Compiled, QueryError> {
 
 // === impl Record ===
 
+impl<'a, F: Fields> Record<'a, F> {
+    fn new(entry: &'a F) -> Self {
+        Self {
+            entry,
+            strings: Default::default(),
+        }
+    }
+
+    /// The string variable `STRING_VARS[i]`.
+    fn string(&self, i: usize) -> CelString<'a> {
+        let f = self.entry;
+        CelString::from(match i {
+            0 => f.app(),
+            1 => short_id(f.version()),
+            2 => f.version(),
+            3 => shorten_component(f.component()),
+            4 => f.component(),
+            5 => short_id(f.node()),
+            6 => f.node(),
+            7 => f.msg(),
+            _ => return level(f.level()),
+        })
+    }
+}
+
 impl<F: Fields> VariableResolver for Record<'_, F> {
     fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
-        let f = self.0;
-        let s = match name {
-            "app" => f.app(),
-            "version" => short_id(f.version()),
-            "full_version" => f.version(),
-            "component" => shorten_component(f.component()),
-            "full_component" => f.component(),
-            "node" => short_id(f.node()),
-            "full_node" => f.node(),
-            "level" => return Some(level(f.level())),
-            "msg" => f.msg(),
-            "time" => return timestamp(f.time_micros()),
+        if let Some(i) = STRING_VARS.iter().position(|v| *v == name) {
+            let s = self.strings[i].get_or_init(|| self.string(i));
+            return Some(CowVal::Borrowed(s));
+        }
+        let f = self.entry;
+        match name {
+            "time" => timestamp(f.time_micros()),
             "source" => {
                 let source = format!("{}:{}", f.file(), f.line());
-                return Some(CowVal::owned(CelString::from(source)));
+                Some(CowVal::owned(CelString::from(source)))
             }
-            "attrs" => return Some(CowVal::owned(AttrsVal::new(f.attr_pairs()))),
-            _ => return None,
-        };
-        Some(CowVal::owned(CelString::from(s)))
+            "attrs" => Some(CowVal::owned(AttrsVal::new(f.attr_pairs()))),
+            _ => None,
+        }
     }
 }
 
@@ -274,7 +315,7 @@ impl VariableResolver for FileVars<'_> {
             "full_version" => &k.version,
             "node" => short_id(&k.node),
             "full_node" => &k.node,
-            "level" => return Some(level(&k.level)),
+            "level" => return Some(CowVal::owned(level(&k.level))),
             _ => return None,
         };
         Some(CowVal::owned(CelString::from(s)))
@@ -283,11 +324,11 @@ impl VariableResolver for FileVars<'_> {
 
 /// The level, in lower case (stored levels already are; older files may not
 /// be).
-fn level(l: &str) -> CowVal<'_, '_> {
+fn level(l: &str) -> CelString<'_> {
     if l.bytes().any(|b| b.is_ascii_uppercase()) {
-        CowVal::owned(CelString::from(l.to_ascii_lowercase()))
+        CelString::from(l.to_ascii_lowercase())
     } else {
-        CowVal::owned(CelString::from(l))
+        CelString::from(l)
     }
 }
 

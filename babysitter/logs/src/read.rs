@@ -29,9 +29,11 @@ pub(crate) struct FileReader {
     key: FileKey,
     path: PathBuf,
     file: File,
-    /// Bytes read but not yet consumed start at `pos`.
+    /// `buf[pos..end]` holds bytes read but not yet consumed; the rest of
+    /// `buf` is room for the next read.
     buf: Vec<u8>,
     pos: usize,
+    end: usize,
     /// The file offset of `buf[0]`.
     base: u64,
     /// Whether the last read found nothing more.
@@ -219,6 +221,7 @@ impl FileReader {
             file,
             buf: Vec::new(),
             pos: 0,
+            end: 0,
             base: 0,
             at_eof: false,
             skipping_since: None,
@@ -248,7 +251,7 @@ impl FileReader {
                     if !(to_end && self.at_eof) && self.fill()? > 0 {
                         continue;
                     }
-                    if !to_end || self.pos == self.buf.len() {
+                    if !to_end || self.pos == self.end {
                         if to_end {
                             self.end_skip();
                         }
@@ -262,7 +265,7 @@ impl FileReader {
     }
 
     fn frame(&self) -> Frame {
-        let avail = &self.buf[self.pos..];
+        let avail = &self.buf[self.pos..self.end];
         let Some(prefix) = avail.first_chunk::<PREFIX>() else {
             return Frame::Partial;
         };
@@ -290,7 +293,8 @@ impl FileReader {
     }
 
     fn skip_byte(&mut self) {
-        self.skipping_since.get_or_insert(self.base + self.pos as u64);
+        self.skipping_since
+            .get_or_insert(self.base + self.pos as u64);
         self.pos += 1;
     }
 
@@ -309,23 +313,26 @@ impl FileReader {
 
     /// Reads more of the file; returns how many bytes.
     fn fill(&mut self) -> io::Result<usize> {
-        if self.pos > 0 && (self.pos == self.buf.len() || self.pos >= CHUNK) {
-            self.buf.drain(..self.pos);
+        // Keep the unconsumed bytes (at most a partial frame) at the front,
+        // and make room; the buffer is zeroed only when it grows.
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
+            self.end -= self.pos;
             self.pos = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + CHUNK, 0);
-        let read = loop {
-            match self.file.read(&mut self.buf[len..]) {
+        if self.buf.len() - self.end < CHUNK / 2 {
+            self.buf.resize((self.end + CHUNK).next_power_of_two(), 0);
+        }
+        let n = loop {
+            match self.file.read(&mut self.buf[self.end..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => break other,
+                other => break other?,
             }
         };
-        let n = *read.as_ref().unwrap_or(&0);
-        self.buf.truncate(len + n);
+        self.end += n;
         self.at_eof = n == 0;
-        read
+        Ok(n)
     }
 }
 

@@ -185,10 +185,12 @@ impl Writer {
             .expect("a Vec grows to fit any message");
         let i = self.file_for(entry)?;
         let file = &mut self.files[i];
-        file.out.write_all(&self.frame).map_err(|source| Error::Write {
-            path: file.path.clone(),
-            source,
-        })
+        file.out
+            .write_all(&self.frame)
+            .map_err(|source| Error::Write {
+                path: file.path.clone(),
+                source,
+            })
     }
 
     /// Writes out everything appended so far, so that readers see it.
@@ -215,7 +217,10 @@ impl Writer {
         let h = key_hash(&e.app, &e.version, &e.node, &e.level);
         if let Some(candidates) = self.index.get(&h) {
             for &i in candidates {
-                if self.files[i].key.holds(&e.app, &e.version, &e.node, &e.level) {
+                if self.files[i]
+                    .key
+                    .holds(&e.app, &e.version, &e.node, &e.level)
+                {
                     return Ok(i);
                 }
             }

@@ -86,12 +86,12 @@ impl<'a> EntryView<'a> {
                             if attr_index == 0 {
                                 v.attrs = &frame[start..];
                             }
-                            v.system |= attr_index % 2 == 0 && s == SYSTEM_ATTR;
+                            v.system |= attr_index.is_multiple_of(2) && s == SYSTEM_ATTR;
                             attr_index += 1;
                         }
                     }
                 }
-                (0 | 1..=10, _) => return None,
+                (0..=10, _) => return None,
                 (_, wire) => skip(frame, &mut pos, wire)?,
             }
         }
@@ -104,7 +104,7 @@ impl<'a> EntryView<'a> {
     }
 
     /// An owned copy.
-    pub(crate) fn to_entry(&self) -> LogEntry {
+    pub(crate) fn to_entry(self) -> LogEntry {
         LogEntry {
             app: self.app.to_owned(),
             version: self.version.to_owned(),
@@ -250,11 +250,11 @@ mod tests {
     fn refuses_what_prost_refuses() {
         let good = sample().encode_to_vec();
         let mut cases: Vec<Vec<u8>> = vec![
-            good[..good.len() - 1].to_vec(),  // truncated
-            vec![1 << 3 | 2, 2, 0xff, 0xfe],  // invalid UTF-8
-            vec![5 << 3, 1],                  // time as a varint
-            vec![1 << 3 | 3],                 // group
-            vec![0x80; 11],                   // runaway varint
+            good[..good.len() - 1].to_vec(),    // truncated
+            vec![1 << 3 | 2, 2, 0xff, 0xfe],    // invalid UTF-8
+            vec![5 << 3, 1],                    // time as a varint
+            vec![1 << 3 | 3],                   // group
+            vec![0x80; 11],                     // runaway varint
             vec![1 << 3 | 2, 0xff, 0xff, 0x7f], // length past the end
         ];
         cases.push(vec![0]); // field 0

@@ -1,11 +1,14 @@
 use super::*;
-use crate::runtime::{envelope_msg, weavelet_msg};
 use crate::runtime::{ActivateComponentReply, ActivateComponentRequest, LogEntryBatch};
+use crate::runtime::{envelope_msg, weavelet_msg};
 
 type EnvSide = Conn<EnvelopeMsg, WeaveletMsg>;
 type WvSide = Conn<WeaveletMsg, EnvelopeMsg>;
 
-fn pair() -> ((EnvSide, Incoming<WeaveletMsg>), (WvSide, Incoming<EnvelopeMsg>)) {
+fn pair() -> (
+    (EnvSide, Incoming<WeaveletMsg>),
+    (WvSide, Incoming<EnvelopeMsg>),
+) {
     let (a, b) = tokio::io::duplex(1 << 16);
     let (ar, aw) = tokio::io::split(a);
     let (br, bw) = tokio::io::split(b);

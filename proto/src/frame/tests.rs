@@ -18,7 +18,9 @@ impl Rng {
         (0..n).map(|_| self.next() as u8).collect()
     }
     fn string(&mut self, n: usize) -> String {
-        (0..n).map(|_| char::from(b'a' + (self.next() % 26) as u8)).collect()
+        (0..n)
+            .map(|_| char::from(b'a' + (self.next() % 26) as u8))
+            .collect()
     }
 }
 
@@ -131,7 +133,9 @@ fn oversized_lengths_are_refused_before_allocating() {
     }
     // A small custom maximum applies to encoding too.
     let mut codec = FrameCodec::new(3);
-    let err = codec.encode(&b"four"[..], &mut BytesMut::new()).unwrap_err();
+    let err = codec
+        .encode(&b"four"[..], &mut BytesMut::new())
+        .unwrap_err();
     assert!(matches!(err, FrameError::TooLarge { len: 4, max: 3 }));
 }
 

@@ -59,6 +59,26 @@ where
     }
 }
 
+/// Builds the Main component `M` through `instances`, so every path that
+/// asks for Main (the app's entry point, the deployer's component list)
+/// gets the same one instance.
+async fn build_main<M>(instances: &instances::Instances, runtime: Arc<dyn Runtime>) -> Result<&'static M>
+where
+    M: Implementation<Interface = dyn Main>,
+{
+    let name = <dyn Main as crate::component::Interface>::NAME;
+    let instance = instances.get(name, runtime).await?;
+    let main: Arc<M> = instance.downcast::<M>().map_err(|_| {
+        Error::internal(format!(
+            "the Main component registered by #[weaver::main] is not {}, the type weaver::run was called with",
+            std::any::type_name::<M>()
+        ))
+    })?;
+    // Main lives as long as the process; a 'static borrow lets the app
+    // spawn tasks that use it freely.
+    Ok(&**Box::leak(Box::new(main)))
+}
+
 /// The registered implementations, by component name.
 pub(crate) struct Registry {
     by_name: HashMap<&'static str, &'static Registration>,

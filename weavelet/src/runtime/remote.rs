@@ -21,7 +21,7 @@ use weaver_proto::{Conn, ConnError, Incoming, MAX_FRAME_LEN, PROTOCOL_VERSION};
 use super::balancer::{Balancer, Pool, Routing};
 use super::instances::Instances;
 use super::{pipes, Registry, Runtime};
-use crate::component::{Builder, Implementation, Instance, Interface, Main, Registration, Target};
+use crate::component::{Implementation, Instance, Main, Registration, Target};
 use crate::config::Section;
 use crate::logger::LogSink;
 use crate::rpc::{self, wire, Dispatcher};
@@ -99,12 +99,7 @@ where
     Fut: Future<Output = Result<()>>,
 {
     let runtime: Arc<dyn Runtime> = rt.clone();
-    let main = M::build(Builder {
-        runtime,
-        component: <dyn Main as Interface>::NAME,
-    })
-    .await?;
-    let main: &'static M = Box::leak(Box::new(main));
+    let main = super::build_main::<M>(&rt.instances, runtime).await?;
     f(main, Context::new()).await
 }
 

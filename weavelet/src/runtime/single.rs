@@ -11,7 +11,7 @@ use weaver_proto::runtime::LogEntry;
 
 use super::instances::Instances;
 use super::{Registry, Runtime};
-use crate::component::{Builder, Implementation, Instance, Main, Target};
+use crate::component::{Implementation, Instance, Main, Target};
 use crate::config::{self, Section, SingleConfig};
 use crate::logger::LogSink;
 use crate::{BoxFuture, Context, Error, Listener, Result};
@@ -41,14 +41,7 @@ where
     let rt = Single::new(config::load_single()?)?;
     print_banner(&rt.sink.app, &rt.sink.deployment);
     let runtime: Arc<dyn Runtime> = rt.clone();
-    let main = M::build(Builder {
-        runtime,
-        component: <dyn Main as crate::component::Interface>::NAME,
-    })
-    .await?;
-    // Main lives as long as the process; a 'static borrow lets the app
-    // spawn tasks that use it freely.
-    let main: &'static M = Box::leak(Box::new(main));
+    let main = super::build_main::<M>(&rt.instances, runtime).await?;
     f(main, Context::new()).await
 }
 

@@ -25,7 +25,17 @@ use crate::{Position, QueryError};
 
 /// CEL type names, which are identifiers too (`type(x) == string`).
 const TYPE_NAMES: [&str; 11] = [
-    "bool", "bytes", "double", "dyn", "int", "list", "map", "null_type", "string", "type", "uint",
+    "bool",
+    "bytes",
+    "double",
+    "dyn",
+    "int",
+    "list",
+    "map",
+    "null_type",
+    "string",
+    "type",
+    "uint",
 ];
 
 /// What the rewritten query needs at run time.
@@ -282,7 +292,10 @@ impl Rewriter<'_> {
     }
 
     fn position(&self, id: u64) -> Position {
-        let offset = self.info.offset_for(id).map_or(0, |(start, _)| start as usize);
+        let offset = self
+            .info
+            .offset_for(id)
+            .map_or(0, |(start, _)| start as usize);
         position_of(self.src, offset)
     }
 }
@@ -290,10 +303,12 @@ impl Rewriter<'_> {
 /// The key of `attrs["k"]` or `attrs.k`.
 fn attr_key(e: &IdedExpr) -> Option<String> {
     match &e.expr {
-        Expr::Call(c) if c.func_name == operators::INDEX && c.target.is_none() => match c.args.as_slice() {
-            [map, key] if is_ident(map, "attrs") => string_literal(key).map(str::to_owned),
-            _ => None,
-        },
+        Expr::Call(c) if c.func_name == operators::INDEX && c.target.is_none() => {
+            match c.args.as_slice() {
+                [map, key] if is_ident(map, "attrs") => string_literal(key).map(str::to_owned),
+                _ => None,
+            }
+        }
         Expr::Select(s) if !s.test && is_ident(&s.operand, "attrs") => Some(s.field.clone()),
         _ => None,
     }

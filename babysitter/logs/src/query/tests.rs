@@ -39,7 +39,11 @@ fn is_match(q: &str, include_system: bool, e: &LogEntry) -> bool {
     let owned = query.matches(e);
     let bytes = e.encode_to_vec();
     let view = EntryView::decode(&bytes).expect("valid entry");
-    assert_eq!(owned, query.matches_view(&view), "the two paths disagree on {q}");
+    assert_eq!(
+        owned,
+        query.matches_view(&view),
+        "the two paths disagree on {q}"
+    );
     owned
 }
 
@@ -96,7 +100,10 @@ fn levels_compare_in_lower_case() {
     assert!(matches(r#"level == "DEBUG""#, &debug));
     assert!(matches(r#""Debug" == level"#, &debug));
     // An entry stored by an older writer with an upper-case level.
-    assert!(matches(r#"level == "debug""#, &entry("c", "DEBUG", "x", &[])));
+    assert!(matches(
+        r#"level == "debug""#,
+        &entry("c", "DEBUG", "x", &[])
+    ));
 }
 
 #[test]
@@ -112,8 +119,14 @@ fn string_functions() {
     let e = info("error: file /tmp/a already closed");
     assert!(matches(r#"msg.contains("already")"#, &e));
     assert!(!matches(r#"msg.contains("nope")"#, &e));
-    assert!(matches(r#"msg.startsWith("error:") && msg.endsWith("closed")"#, &e));
-    assert!(matches(r#"msg.matches("error: file .* already closed")"#, &e));
+    assert!(matches(
+        r#"msg.startsWith("error:") && msg.endsWith("closed")"#,
+        &e
+    ));
+    assert!(matches(
+        r#"msg.matches("error: file .* already closed")"#,
+        &e
+    ));
     assert!(matches(r#"msg.matches("^error")"#, &e));
     assert!(!matches(r#"msg.matches("^closed")"#, &e));
     assert!(matches(r#"matches(msg, "a.r")"#, &e));
@@ -136,8 +149,14 @@ fn time_compares_with_timestamps() {
     let e = info("x");
     assert!(matches(r#"time > timestamp("2024-01-01T00:00:00Z")"#, &e));
     assert!(!matches(r#"time > timestamp("2025-01-01T00:00:00Z")"#, &e));
-    assert!(matches(r#"time == timestamp("2024-06-01T14:00:00+02:00")"#, &e));
-    assert!(matches(r#"time - timestamp("2024-06-01T11:00:00Z") == duration("1h")"#, &e));
+    assert!(matches(
+        r#"time == timestamp("2024-06-01T14:00:00+02:00")"#,
+        &e
+    ));
+    assert!(matches(
+        r#"time - timestamp("2024-06-01T11:00:00Z") == duration("1h")"#,
+        &e
+    ));
 }
 
 #[test]
@@ -162,7 +181,10 @@ fn missing_attrs_are_false_not_errors() {
     assert!(!matches(r#"attrs["missing"] != "x""#, &e));
     assert!(!matches(r#"attrs["missing"].contains("x")"#, &e));
     assert!(matches(r#"!(attrs["missing"] == "x")"#, &e));
-    assert!(matches(r#"attrs["missing"] == "x" || attrs["k"] == "v""#, &e));
+    assert!(matches(
+        r#"attrs["missing"] == "x" || attrs["k"] == "v""#,
+        &e
+    ));
 }
 
 #[test]
@@ -172,7 +194,10 @@ fn not_and_or() {
     assert!(!matches(r#"!msg.contains("hello")"#, &e));
     assert!(matches(r#"level == "error" || msg.contains("hell")"#, &e));
     assert!(!matches(r#"level == "error" || msg.contains("bye")"#, &e));
-    assert!(matches(r#"(level == "error" || level == "info") && !(app == "x")"#, &e));
+    assert!(matches(
+        r#"(level == "error" || level == "info") && !(app == "x")"#,
+        &e
+    ));
 }
 
 #[test]
@@ -224,7 +249,9 @@ fn syntax_errors_point_at_the_position() {
     assert_eq!(*at, Position { line: 1, column: 7 });
     let text = err.to_string();
     assert!(
-        text.starts_with("invalid query at line 1, column 7: syntax error: mismatched input '<EOF>'"),
+        text.starts_with(
+            "invalid query at line 1, column 7: syntax error: mismatched input '<EOF>'"
+        ),
         "{text}"
     );
     assert!(text.ends_with("\n  | app ==\n  |       ^"), "{text}");
@@ -234,7 +261,10 @@ fn syntax_errors_point_at_the_position() {
         panic!("{err:?}")
     };
     assert_eq!(at.line, 2, "{err}");
-    assert!(snippet.starts_with("  |   msg.contains(\"x\"\n"), "{snippet}");
+    assert!(
+        snippet.starts_with("  |   msg.contains(\"x\"\n"),
+        "{snippet}"
+    );
 }
 
 #[test]
@@ -246,7 +276,9 @@ fn unknown_variables_are_named() {
          full_version, component, full_component, node, full_node, time, level, source, \
          msg, attrs\n  | level == \"info\" && lvl == \"x\"\n  |                    ^"
     );
-    assert!(matches!(error("foo.bar == 1"), QueryError::UnknownVariable { name, .. } if name == "foo"));
+    assert!(
+        matches!(error("foo.bar == 1"), QueryError::UnknownVariable { name, .. } if name == "foo")
+    );
     // Names bound by a comprehension are fine inside it only.
     assert!(Query::parse(r#"attrs.all(k, k != "x")"#, false).is_ok());
     assert!(matches!(
@@ -263,20 +295,32 @@ fn bad_regex_literals_fail_at_parse_time() {
         "invalid regular expression \"(\" at line 1, column 13: unclosed group\n  \
          | msg.matches(\"(\")\n  |             ^"
     );
-    assert!(matches!(error(r#"matches(msg, "[z-a]")"#), QueryError::Regex { .. }));
+    assert!(matches!(
+        error(r#"matches(msg, "[z-a]")"#),
+        QueryError::Regex { .. }
+    ));
 }
 
 #[test]
 fn bad_timestamp_literals_fail_at_parse_time() {
     let err = error(r#"time > timestamp("yesterday")"#);
-    assert!(matches!(&err, QueryError::Timestamp { text, .. } if text == "yesterday"), "{err}");
+    assert!(
+        matches!(&err, QueryError::Timestamp { text, .. } if text == "yesterday"),
+        "{err}"
+    );
 }
 
 #[test]
 fn non_boolean_queries_are_refused() {
-    assert!(matches!(error("msg"), QueryError::NotBool { got: "string" }));
+    assert!(matches!(
+        error("msg"),
+        QueryError::NotBool { got: "string" }
+    ));
     assert!(matches!(error("42"), QueryError::NotBool { got: "int" }));
-    assert!(matches!(error("time"), QueryError::NotBool { got: "timestamp" }));
+    assert!(matches!(
+        error("time"),
+        QueryError::NotBool { got: "timestamp" }
+    ));
     assert_eq!(
         error("attrs").to_string(),
         "the query is a map, not a condition: compare it, e.g. `msg.contains(\"x\")`"

@@ -59,7 +59,8 @@ pub fn follow<W: Write>(
         path: dir.to_owned(),
         source: io::Error::from(e),
     };
-    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).map_err(watch_error)?;
+    let inotify =
+        Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).map_err(watch_error)?;
     // Watch before listing, so that no file created in between is missed.
     let mask = AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_MODIFY;
     inotify.add_watch(dir, mask).map_err(watch_error)?;
@@ -164,7 +165,13 @@ fn add_new_files(
     Ok(())
 }
 
-fn add_file(dir: &Path, name: &str, query: &Query, merger: &mut Merger, known: &mut HashSet<String>) {
+fn add_file(
+    dir: &Path,
+    name: &str,
+    query: &Query,
+    merger: &mut Merger,
+    known: &mut HashSet<String>,
+) {
     if known.contains(name) {
         return;
     }

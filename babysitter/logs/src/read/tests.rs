@@ -104,7 +104,11 @@ fn store_layout_and_permissions() {
 
     let mode = |p: &Path| fs::metadata(p).expect("exists").permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o750);
-    let names: Vec<String> = list(&dir).expect("list").into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = list(&dir)
+        .expect("list")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names, ["hello#dep-1234-5678#node-a#info.log"]);
     assert_eq!(mode(&dir.join(&names[0])), 0o640);
 }
@@ -129,7 +133,9 @@ fn write_failures_are_errors() {
     let not_a_dir = tmp.path().join("file");
     fs::write(&not_a_dir, b"x").expect("write");
     let mut w = Writer::new(&not_a_dir);
-    let err = w.append(&mut entry("n", "info", 0)).expect_err("a file is not a dir");
+    let err = w
+        .append(&mut entry("n", "info", 0))
+        .expect_err("a file is not a dir");
     assert!(matches!(err, Error::CreateDir { .. }), "{err:?}");
 }
 
@@ -230,11 +236,18 @@ fn reader_runs_while_the_writer_writes() {
         let got = seqs(&collect(tmp.path(), &all()));
         passes += 1;
         // Whatever is visible is a prefix of what was written, in order.
-        assert!(got.iter().enumerate().all(|(i, s)| i == *s), "pass {passes}");
+        assert!(
+            got.iter().enumerate().all(|(i, s)| i == *s),
+            "pass {passes}"
+        );
         if got.len() == N {
             break;
         }
-        assert!(Instant::now() < deadline, "saw {} of {N} entries", got.len());
+        assert!(
+            Instant::now() < deadline,
+            "saw {} of {N} entries",
+            got.len()
+        );
     }
     writer.join().expect("writer thread");
 }
@@ -291,7 +304,8 @@ fn cat_prints_json_lines() {
     e.msg = "quote \" and\nnewline".into();
     e.attrs.extend([SYSTEM_ATTR.to_owned(), String::new()]);
     w.append(&mut e).expect("append");
-    w.append(&mut entry("076cb5f1-aaaa", "info", 2)).expect("append");
+    w.append(&mut entry("076cb5f1-aaaa", "info", 2))
+        .expect("append");
     drop(w);
     let mut out = Printer::new(Vec::new(), Format::Json);
     cat(tmp.path(), &all(), &mut out).expect("cat");
@@ -377,7 +391,10 @@ impl Follower {
 
     fn finish(self) {
         self.stop.stop();
-        let result = self.done.recv_timeout(PATIENCE).expect("follow returns once stopped");
+        let result = self
+            .done
+            .recv_timeout(PATIENCE)
+            .expect("follow returns once stopped");
         result.expect("follow succeeded");
     }
 }
@@ -420,7 +437,8 @@ fn follow_prints_existing_entries_in_time_order() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let mut w = Writer::new(tmp.path());
     for i in 0..6 {
-        w.append(&mut entry(["a", "b", "c"][i % 3], "info", i)).expect("append");
+        w.append(&mut entry(["a", "b", "c"][i % 3], "info", i))
+            .expect("append");
     }
     drop(w);
     let f = Follower::start(tmp.path(), "");
@@ -468,4 +486,28 @@ fn stop_before_follow_returns_at_once() {
     assert!(stop.is_stopped());
     let mut out = Printer::new(Vec::new(), Format::Json);
     follow(tmp.path(), &all(), &mut out, &stop).expect("follow");
+}
+
+#[test]
+fn oversized_entries_are_refused_and_the_rest_kept() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut w = Writer::new(tmp.path());
+    w.append(&mut entry("n", "info", 0)).expect("append");
+    let mut big = entry("n", "info", 1);
+    big.msg = "x".repeat(MAX_ENTRY_LEN);
+    let err = w.append(&mut big).expect_err("too large");
+    assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+    w.append(&mut entry("n", "info", 2)).expect("append");
+    drop(w);
+    assert_eq!(seqs(&collect(tmp.path(), &all())), [0, 2]);
+}
+
+#[test]
+fn handles_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Query>();
+    send_sync::<Stop>();
+    send::<Writer>();
+    send::<Printer<io::Stdout>>();
 }

@@ -1,0 +1,245 @@
+//! Fixtures shared by the envelope tests: the fake weavelet's path, a
+//! recording handler, and ways to watch processes end without sleeping.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, watch};
+use weaver_envelope::weaver_proto::runtime::*;
+use weaver_envelope::{Config, EnvelopeHandler, Handle, HandlerError};
+
+/// The fake weavelet binary (src/bin/fake-weavelet.rs).
+pub(crate) const FAKE: &str = env!("CARGO_BIN_EXE_fake-weavelet");
+
+/// The longest any single step of a test may take.
+pub(crate) const STEP: Duration = Duration::from_secs(20);
+
+/// Installs a test subscriber once (`RUST_LOG` to see the envelope's logs).
+pub(crate) fn trace_init() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Runs `fut`, failing the test if it takes longer than [`STEP`].
+pub(crate) async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(STEP, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out: {what}"),
+    }
+}
+
+/// A config that runs the fake weavelet in `mode`.
+pub(crate) fn fake(mode: &str) -> Config {
+    Config::new(FAKE).env("FAKE_MODE", mode)
+}
+
+/// The handshake arguments every test sends.
+pub(crate) fn args() -> WeaveletArgs {
+    WeaveletArgs {
+        app: "app".into(),
+        deployment_id: "dep-1".into(),
+        id: "node-1".into(),
+        group: "main".into(),
+        ..Default::default()
+    }
+}
+
+/// What a [`Recorder`] saw.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Log(LogEntry),
+    Activate(ActivateComponentRequest),
+    ListenerAddress(GetListenerAddressRequest),
+    Export(ExportListenerRequest),
+}
+
+/// A handler that records everything into a channel.
+pub(crate) struct Recorder {
+    tx: mpsc::UnboundedSender<Event>,
+    /// If set, export_listener fails with this text.
+    export_error: Option<String>,
+    /// If set, log batches wait until it holds `true`.
+    gate: Option<watch::Receiver<bool>>,
+}
+
+/// The receiving end of a [`Recorder`].
+pub(crate) struct Events {
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+pub(crate) fn recorder() -> (Arc<Recorder>, Events) {
+    recorder_with(None)
+}
+
+pub(crate) fn recorder_with(export_error: Option<String>) -> (Arc<Recorder>, Events) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let recorder = Recorder {
+        tx,
+        export_error,
+        gate: None,
+    };
+    (Arc::new(recorder), Events { rx })
+}
+
+/// A recorder whose log handling blocks until the returned gate is opened
+/// (set to `true`): a handler slower than the child.
+pub(crate) fn gated_recorder() -> (Arc<Recorder>, Events, watch::Sender<bool>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (gate_tx, gate) = watch::channel(false);
+    let recorder = Recorder {
+        tx,
+        export_error: None,
+        gate: Some(gate),
+    };
+    (Arc::new(recorder), Events { rx }, gate_tx)
+}
+
+impl EnvelopeHandler for Recorder {
+    async fn activate_component(
+        &self,
+        from: &Handle,
+        req: ActivateComponentRequest,
+    ) -> Result<ActivateComponentReply, HandlerError> {
+        let _ = self.tx.send(Event::Activate(req.clone()));
+        // Like a real deployer: push the routing to the weavelet that asked.
+        let routing = RoutingInfo {
+            component: req.component,
+            local: true,
+            ..Default::default()
+        };
+        from.update_routing_info(routing).await?;
+        Ok(ActivateComponentReply {})
+    }
+
+    async fn get_listener_address(
+        &self,
+        _from: &Handle,
+        req: GetListenerAddressRequest,
+    ) -> Result<GetListenerAddressReply, HandlerError> {
+        let _ = self.tx.send(Event::ListenerAddress(req));
+        Ok(GetListenerAddressReply {
+            address: "127.0.0.1:0".into(),
+        })
+    }
+
+    async fn export_listener(
+        &self,
+        _from: &Handle,
+        req: ExportListenerRequest,
+    ) -> Result<ExportListenerReply, HandlerError> {
+        let _ = self.tx.send(Event::Export(req));
+        match &self.export_error {
+            Some(text) => Err(HandlerError::new(text.clone())),
+            None => Ok(ExportListenerReply {
+                proxy_address: "127.0.0.1:9999".into(),
+                error: String::new(),
+            }),
+        }
+    }
+
+    async fn handle_log_batch(&self, batch: LogEntryBatch) {
+        if let Some(gate) = &self.gate {
+            let mut gate = gate.clone();
+            let _ = gate.wait_for(|open| *open).await;
+        }
+        for entry in batch.entries {
+            let _ = self.tx.send(Event::Log(entry));
+        }
+    }
+}
+
+impl Events {
+    /// Receives events until a log entry whose message contains `needle`;
+    /// returns every event up to and including it.
+    pub(crate) async fn until_log(&mut self, needle: &str) -> Vec<Event> {
+        let mut seen = Vec::new();
+        within(&format!("log containing {needle:?}"), async {
+            loop {
+                let event = self.rx.recv().await.expect("handler dropped");
+                let hit = matches!(&event, Event::Log(e) if e.msg.contains(needle));
+                seen.push(event);
+                if hit {
+                    return;
+                }
+            }
+        })
+        .await;
+        seen
+    }
+
+    /// Every event already delivered, without waiting.
+    pub(crate) fn now(&mut self) -> Vec<Event> {
+        let mut seen = Vec::new();
+        while let Ok(event) = self.rx.try_recv() {
+            seen.push(event);
+        }
+        seen
+    }
+}
+
+/// The log entries among `events`, in order.
+pub(crate) fn logs(events: &[Event]) -> Vec<&LogEntry> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log(entry) => Some(entry),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The messages of the entries of `component`, in order.
+pub(crate) fn messages<'a>(events: &'a [Event], component: &str) -> Vec<&'a str> {
+    logs(events)
+        .into_iter()
+        .filter(|e| e.component == component)
+        .map(|e| e.msg.as_str())
+        .collect()
+}
+
+/// Reads the pid a fake wrote to its `FAKE_PID_FILE`.
+pub(crate) fn read_pid(path: &Path) -> u32 {
+    let text = std::fs::read_to_string(path).expect("pid file");
+    text.trim().parse().expect("pid")
+}
+
+/// Whether a process with this pid still exists (a zombie counts).
+pub(crate) fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// A pidfd for `pid`: readable once the process has exited.
+#[allow(unsafe_code)]
+pub(crate) fn pidfd(pid: u32) -> io::Result<AsyncFd<OwnedFd>> {
+    let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // or -1; it touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(io::Error::other)?;
+    // SAFETY: `fd` was just returned by pidfd_open, so it is open and ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open
+    // and the same until the AsyncFd is dropped.
+    unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Waits until the process behind `pidfd` has exited.
+pub(crate) async fn exited(pidfd: &AsyncFd<OwnedFd>) {
+    within("process exit", pidfd.readable())
+        .await
+        .expect("poll pidfd")
+        .retain_ready();
+}
