@@ -1,7 +1,7 @@
 //! `weaver multi`: deploy an application as many processes, and inspect
 //! the deployments running on this machine.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,6 +14,15 @@ use crate::{Outcome, UsageError};
 
 /// How long in-flight requests get to finish at teardown.
 const GRACE: Duration = Duration::from_secs(5);
+
+/// Output formats of `weaver multi logs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One human-readable line per entry.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -28,6 +37,38 @@ pub(crate) enum Command {
     },
     /// Show the deployments running on this machine.
     Status,
+    /// Print the logs of live and finished deployments, filtered by CEL.
+    ///
+    /// Variables: app, version (8-char deployment id), full_version,
+    /// component (e.g. hello::Reverser), full_component, node (8-char
+    /// weavelet id), full_node, time, level (debug, info, warn, error,
+    /// stdout, stderr), source ("file:line"), msg, attrs (a map).
+    ///
+    /// Examples:
+    ///   weaver multi logs 'level == "error"'
+    ///   weaver multi logs --follow 'component == "hello::Reverser" && msg.contains("len")'
+    ///   weaver multi logs 'attrs["user"] == "ada" && time > timestamp("2026-01-01T00:00:00Z")'
+    #[command(verbatim_doc_comment)]
+    Logs {
+        /// The CEL query; every entry if omitted.
+        query: Option<String>,
+        /// Keep printing new entries as they are logged, including those of
+        /// deployments that start later.
+        #[arg(long)]
+        follow: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
+        format: LogFormat,
+        /// Include the runtime's own (system) entries.
+        #[arg(long)]
+        system: bool,
+    },
+    /// Delete the logs and registrations of finished deployments.
+    Purge {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the weaver version.
     Version,
 }
@@ -36,6 +77,8 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
         Command::Deploy { config } => deploy(config),
         Command::Status => status(),
+        Command::Logs { query, follow, format, system } => logs(query.as_deref(), follow, format, system),
+        Command::Purge { force } => purge(force),
         Command::Version => {
             println!("{}", crate::version());
             Ok(Outcome::Ok)
@@ -100,6 +143,76 @@ fn status() -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
+fn logs(query: Option<&str>, follow: bool, format: LogFormat, system: bool) -> anyhow::Result<Outcome> {
+    // Check the query before reading anything.
+    let query = weaver_logs::Query::parse(query.unwrap_or(""), system)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let dir = registry::data_dir()?.join("logs");
+    let format = match format {
+        LogFormat::Pretty => weaver_logs::Format::Pretty { color: status::color_enabled() },
+        LogFormat::Json => weaver_logs::Format::Json,
+    };
+    let mut printer = weaver_logs::Printer::new(std::io::stdout().lock(), format);
+    let result = if follow {
+        // Runs until interrupted; ctrl-c ends the process.
+        let stop = weaver_logs::Stop::new()?;
+        weaver_logs::follow(&dir, &query, &mut printer, &stop).map(|()| 0)
+    } else {
+        weaver_logs::cat(&dir, &query, &mut printer)
+    };
+    match result {
+        Ok(_) => {
+            printer.flush()?;
+            Ok(Outcome::Ok)
+        }
+        Err(e) if e.is_broken_pipe() => Ok(Outcome::Ok),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn purge(force: bool) -> anyhow::Result<Outcome> {
+    let data = registry::data_dir()?;
+    let registry = Registry::open_default()?;
+    let live = runtime()?.block_on(registry.live(Duration::from_secs(2)))?;
+    if !live.is_empty() {
+        let ids: Vec<_> = live.iter().map(|d| d.registration.deployment_id.clone()).collect();
+        anyhow::bail!(
+            "{} deployment(s) still running ({}); stop them with ctrl-c first",
+            ids.len(),
+            ids.join(", ")
+        );
+    }
+    let paths = [data.join("logs"), data.join("multi")];
+    let existing: Vec<_> = paths.iter().filter(|p| p.exists()).collect();
+    if existing.is_empty() {
+        eprintln!("Nothing to purge.");
+        return Ok(Outcome::Ok);
+    }
+    if !force {
+        eprintln!("This deletes:");
+        for p in &existing {
+            eprintln!("    {}", p.display());
+        }
+        eprint!("Enter (y)es to continue: ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "yes") {
+            eprintln!("Nothing deleted.");
+            return Ok(Outcome::Failed);
+        }
+    }
+    for p in existing {
+        match std::fs::remove_dir_all(p) {
+            Ok(()) => eprintln!("Deleting {}... ✅", p.display()),
+            Err(e) => {
+                eprintln!("Deleting {}... ❌ {e}", p.display());
+                return Ok(Outcome::Failed);
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
 fn now_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -107,7 +220,3 @@ fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
-#[allow(dead_code)]
-fn is_terminal() -> bool {
-    std::io::stdout().is_terminal()
-}
