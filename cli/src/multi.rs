@@ -106,7 +106,7 @@ fn deploy(path: PathBuf) -> anyhow::Result<Outcome> {
             out: Box::new(std::io::stdout()),
             color: status::color_enabled(),
             data_dir,
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: handshake_timeout()?,
         };
         let deployment = tokio::select! {
             d = Deployment::start(config, options) => d.map_err(anyhow::Error::new)?,
@@ -127,6 +127,20 @@ fn deploy(path: PathBuf) -> anyhow::Result<Outcome> {
         eprintln!("Application {app} terminated by the user");
         Ok(outcome)
     })
+}
+
+/// The handshake timeout: `WEAVER_HANDSHAKE_TIMEOUT` (e.g. `2s`, `500ms`),
+/// else 10 s.
+fn handshake_timeout() -> anyhow::Result<Duration> {
+    let Ok(text) = std::env::var("WEAVER_HANDSHAKE_TIMEOUT") else {
+        return Ok(Duration::from_secs(10));
+    };
+    let parsed = if let Some(ms) = text.strip_suffix("ms") {
+        ms.parse::<u64>().ok().map(Duration::from_millis)
+    } else {
+        text.strip_suffix('s').and_then(|s| s.parse::<f64>().ok()).map(Duration::from_secs_f64)
+    };
+    parsed.ok_or_else(|| UsageError(format!("WEAVER_HANDSHAKE_TIMEOUT={text:?} is not a duration like 2s or 500ms")).into())
 }
 
 fn status() -> anyhow::Result<Outcome> {

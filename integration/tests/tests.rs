@@ -1,1 +1,5 @@
-//! End-to-end tests.
+//! End-to-end tests: real deployments driven through the `weaver` binary.
+//!
+//! One test binary (see STYLE.md): modules are prefixed by area.
+
+mod multi_deploy;

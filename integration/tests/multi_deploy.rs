@@ -1,0 +1,167 @@
+//! `weaver multi deploy`: processes, cross-process calls, bad binaries and
+//! bad configs.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use weaver_integration::{Deployment, bins, config, exe_of, http_get, wait_gone, weaver_in, TempDir};
+
+/// Rows of a status table whose first cell is `app`, split into cells.
+fn table_rows(text: &str, title: &str) -> Vec<Vec<String>> {
+    let Some(start) = text.find(title) else { return Vec::new() };
+    text[start..]
+        .lines()
+        .skip(4)
+        .take_while(|l| l.starts_with('│'))
+        .map(|l| l.trim_matches('│').split('│').map(|c| c.trim().to_string()).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_runs_as_four_processes_and_reverser_calls_cross_processes() -> anyhow::Result<()> {
+    let bins = bins();
+    let hello = bins.bin("hello");
+    let mut d = Deployment::start(&config("hello", &hello, "")).await?;
+    d.ready().await?;
+    let addr = d.listener("hello").await?;
+    let (status, body) = http_get(&addr, "/hello?name=Weaver").await?;
+    assert_eq!((status, body.as_str()), (200, "Hello, revaeW!"));
+    // Both Main replicas call the Reverser.
+    for i in 0..6 {
+        let (status, body) = http_get(&addr, &format!("/hello?name=ab{i}")).await?;
+        assert_eq!((status, body), (200, format!("Hello, {i}ba!")));
+    }
+    d.group_started("hello::Reverser").await?;
+
+    // Exactly groups × replicas children, each running the app binary.
+    let kids = d.children();
+    assert_eq!(kids.len(), 4, "children: {kids:?}");
+    let hello = std::fs::canonicalize(&hello)?;
+    for k in &kids {
+        assert_eq!(exe_of(*k).as_deref(), Some(hello.as_path()), "child {k}");
+    }
+
+    // The status names the same processes: Main and Reverser in disjoint
+    // pairs.
+    let out = d.weaver(&["multi", "status"]).await?;
+    let text = String::from_utf8(out.stdout)?;
+    let rows = table_rows(&text, "COMPONENTS");
+    let pids = |comp: &str| -> BTreeSet<u32> {
+        rows.iter()
+            .find(|r| r[2] == comp)
+            .map(|r| r[3].split(", ").filter_map(|p| p.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    let (main, reverser) = (pids("weaver::Main"), pids("hello::Reverser"));
+    assert_eq!(main.len(), 2, "{text}");
+    assert_eq!(reverser.len(), 2, "{text}");
+    assert!(main.is_disjoint(&reverser), "{text}");
+    let all: BTreeSet<u32> = main.union(&reverser).copied().collect();
+    assert_eq!(all, kids.iter().copied().collect::<BTreeSet<_>>());
+
+    // Every "reversing" entry was logged by a Reverser weavelet: the call
+    // crossed from a Main process into a Reverser process.
+    let reverser_ids: BTreeSet<String> = rows
+        .iter()
+        .find(|r| r[2] == "hello::Reverser")
+        .map(|r| r[4].split(", ").map(str::to_string).collect())
+        .unwrap_or_default();
+    let out = d.weaver(&["multi", "logs", "--format=json", r#"msg == "reversing""#]).await?;
+    let nodes: BTreeSet<String> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).map(|v| v["node"].as_str().unwrap_or("").to_string()))
+        .collect::<Result<_, _>>()?;
+    assert!(!nodes.is_empty());
+    assert!(nodes.is_subset(&reverser_ids), "nodes {nodes:?} vs reverser {reverser_ids:?}");
+
+    d.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(d.wait().await?, 130);
+    wait_gone(&kids, Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+/// Runs a deployment that must fail; returns its stderr.
+async fn failing(config_text: &str, env: &[(&str, &str)]) -> anyhow::Result<(i32, String)> {
+    let data = TempDir::new("weaver-data")?;
+    let dir = TempDir::new("weaver-config")?;
+    let path = dir.path().join("weaver.toml");
+    std::fs::write(&path, config_text)?;
+    let mut cmd = tokio::process::Command::new(&bins().weaver);
+    cmd.args(["multi", "deploy"]).arg(&path).env("WEAVER_DATA_DIR", data.path()).kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?;
+    let pid = child.id().unwrap_or(0);
+    let out = tokio::time::timeout(weaver_integration::DEADLINE, child.wait_with_output()).await??;
+    let code = out.status.code().unwrap_or(-1);
+    // Nothing it started survives it, and it removed its registration.
+    assert!(weaver_integration::children_of(pid).is_empty());
+    let reg = data.path().join("multi/registry");
+    let left = std::fs::read_dir(&reg).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "registration left in {}", reg.display());
+    Ok((code, String::from_utf8(out.stderr)?))
+}
+
+#[tokio::test]
+async fn an_app_that_panics_before_the_handshake_is_a_clear_error() -> anyhow::Result<()> {
+    let crashy = bins().bin("crashy");
+    let text = config("crashy", &crashy, "env = [\"CRASH=before\"]");
+    let (code, stderr) = failing(&text.replace("\n\n", "\n"), &[]).await?;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("before completing the weaver handshake"), "{stderr}");
+    assert!(stderr.contains("failing before weaver::run, as asked"), "stderr tail missing: {stderr}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_app_that_panics_in_main_stops_the_deployment() -> anyhow::Result<()> {
+    let crashy = bins().bin("crashy");
+    let text = config("crashy", &crashy, "env = [\"CRASH=main\"]");
+    let (code, stderr) = failing(&text, &[]).await?;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("keeps crashing right after it starts"), "{stderr}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_binary_that_is_not_a_weaver_app_is_a_clear_error() -> anyhow::Result<()> {
+    // Exits at once.
+    let (code, stderr) = failing(&config("t", std::path::Path::new("/bin/true"), ""), &[]).await?;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("/bin/true exited (exit status 0) before completing the weaver handshake"), "{stderr}");
+    // Runs but never answers.
+    let text = config("s", std::path::Path::new("/bin/sleep"), "args = [\"600\"]");
+    let (code, stderr) = failing(&text, &[("WEAVER_HANDSHAKE_TIMEOUT", "1s")]).await?;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("did not complete the weaver handshake within 1s; is it a weaver application?"), "{stderr}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_configs_name_the_problem_and_start_nothing() -> anyhow::Result<()> {
+    let hello = bins().bin("hello");
+    let cases = [
+        (config("hello", &hello, "[multi]\nreplica = 3"), "unknown key \"replica\" in [multi]"),
+        (config("hello", std::path::Path::new("/no/such/binary"), ""), "/no/such/binary\" doesn't exist"),
+        (config("hello", &hello, "[multi]\nreplicas = \"two\""), "replicas"),
+        (config("hello", &hello, "colocate = [[\"hello::Nope\"]]"), "hello::Nope"),
+    ];
+    for (text, want) in cases {
+        let text = text.replace("\n\n", "\n");
+        let (code, stderr) = failing(&text, &[]).await?;
+        assert_ne!(code, 0, "{text}");
+        assert!(stderr.contains(want), "want {want:?} in {stderr}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_on_an_empty_machine_prints_empty_tables() -> anyhow::Result<()> {
+    let data = TempDir::new("weaver-data")?;
+    let out = weaver_in(data.path(), &["multi", "status"]).await?;
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.contains("DEPLOYMENTS") && text.contains("COMPONENTS") && text.contains("LISTENERS"), "{text}");
+    Ok(())
+}
