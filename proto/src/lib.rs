@@ -67,7 +67,7 @@ mod version_guard {
         let got = format!("{:016x}", fnv1a(text.as_bytes()));
         // If runtime.proto changed, bump PROTOCOL_VERSION and update both
         // constants below.
-        let (want_version, want_hash) = (1, "PLACEHOLDER");
+        let (want_version, want_hash) = (1, "390bf6f99cc84144");
         assert_eq!(
             (super::PROTOCOL_VERSION, got.as_str()),
             (want_version, want_hash),

@@ -353,6 +353,20 @@ impl Shared {
     /// subscribers.
     async fn push_group_routing(&self, group: &str) {
         let pushes = self.lock_state().group_pushes(group);
+        let mut seen = std::collections::BTreeSet::new();
+        for (_, info) in &pushes {
+            if seen.insert(info.component.clone()) {
+                self.system_log(
+                    "debug",
+                    &format!(
+                        "routing of {} is now version {} with {} replica(s)",
+                        info.component,
+                        info.version,
+                        info.replicas.len()
+                    ),
+                );
+            }
+        }
         let sends = pushes.into_iter().map(|(handle, info)| async move {
             if let Err(e) = handle.update_routing_info(info).await {
                 tracing::debug!(error = %e, "routing push to a subscriber failed");
