@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::status::{Status, StatusError, fetch_status};
 
 /// Overrides the data directory (used by tests to isolate themselves).
-pub const DATA_DIR_ENV: &str = "WEAVER_DATA_DIR";
+pub use weaver_proto::paths::DATA_DIR_ENV;
 
 /// What a registration file's name ends with.
 const SUFFIX: &str = ".registration.json";
@@ -139,21 +139,7 @@ pub fn data_dir() -> Result<PathBuf, RegistryError> {
 
 /// Picks the data directory from environment variables read by `var`.
 fn data_dir_from(var: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, RegistryError> {
-    let set = |name: &str| {
-        var(name)
-            .filter(|value| !value.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(dir) = set(DATA_DIR_ENV) {
-        return Ok(dir);
-    }
-    // The XDG spec says relative paths are invalid and must be ignored.
-    if let Some(dir) = set("XDG_DATA_HOME").filter(|dir| dir.is_absolute()) {
-        return Ok(dir.join("weaver"));
-    }
-    set("HOME")
-        .map(|home| home.join(".local/share/weaver"))
-        .ok_or(RegistryError::NoDataDir)
+    weaver_proto::paths::data_dir_from(var).ok_or(RegistryError::NoDataDir)
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), RegistryError> {

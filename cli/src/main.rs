@@ -100,6 +100,14 @@ pub(crate) fn version() -> String {
     )
 }
 
+/// Microseconds since the Unix epoch.
+pub(crate) fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEAVER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

@@ -149,7 +149,7 @@ fn status() -> anyhow::Result<Outcome> {
         let live = registry.live(Duration::from_secs(2)).await?;
         let statuses: Vec<_> = live.into_iter().filter_map(|d| d.status.ok()).collect();
         let color = status::color_enabled();
-        anyhow::Ok(status::render_status(&statuses, now_micros(), color))
+        anyhow::Ok(status::render_status(&statuses, crate::now_micros(), color))
     })?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
@@ -227,10 +227,4 @@ fn purge(force: bool) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 

@@ -17,6 +17,7 @@
 pub mod conn;
 pub mod frame;
 pub mod logging;
+pub mod paths;
 
 /// Protobuf messages of the envelope/weavelet protocol (`weaver.runtime`).
 #[allow(missing_docs, unreachable_pub, clippy::all)]

@@ -14,6 +14,7 @@ use crate::config::Section;
 use crate::logger::LogSink;
 use crate::{BoxFuture, Context, Error, Listener, Result};
 
+mod announce;
 mod balancer;
 mod instances;
 mod pipes;

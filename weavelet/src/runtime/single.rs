@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use weaver_proto::logging::PrettyPrinter;
 use weaver_proto::runtime::LogEntry;
 
+use super::announce::Announcer;
 use super::instances::Instances;
 use super::{Registry, Runtime};
 use crate::component::{Implementation, Instance, Main, Target};
@@ -22,6 +23,7 @@ pub(crate) struct Single {
     config: SingleConfig,
     sink: Arc<StderrSink>,
     instances: Instances,
+    announcer: Announcer,
 }
 
 /// Pretty-prints entries to stderr, as Service Weaver does for `go run`.
@@ -42,6 +44,7 @@ where
     print_banner(&rt.sink.app, &rt.sink.deployment);
     let runtime: Arc<dyn Runtime> = rt.clone();
     let main = super::build_main::<M>(&rt.instances, runtime).await?;
+    rt.announcer.component(<dyn Main as crate::component::Interface>::NAME);
     f(main, Context::new()).await
 }
 
@@ -56,9 +59,11 @@ impl Single {
             deployment,
             printer: Mutex::new(PrettyPrinter::new(color_stderr())),
         });
+        let announcer = Announcer::new(&sink.app, &sink.deployment);
         Ok(Arc::new_cyclic(|this| Single {
             this: this.clone(),
             config,
+            announcer,
             sink,
             instances: Instances::default(),
         }))
@@ -69,7 +74,9 @@ impl Single {
             .this
             .upgrade()
             .ok_or_else(|| Error::internal("runtime dropped"))?;
-        self.instances.get(name, runtime).await
+        let instance = self.instances.get(name, runtime).await?;
+        self.announcer.component(name);
+        Ok(instance)
     }
 }
 
@@ -95,6 +102,7 @@ impl Runtime for Single {
                 .await
                 .map_err(|e| Error::construction(format!("listen on {addr}: {e}")))?;
             let local: SocketAddr = listener.local_addr()?;
+            self.announcer.listener(name, local.to_string());
             Ok(Listener::new(name.to_string(), listener, local))
         })
     }
