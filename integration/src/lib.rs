@@ -421,3 +421,9 @@ pub fn config(name: &str, binary: &Path, extra: &str) -> String {
         binary.display()
     )
 }
+
+/// `micros` since the Unix epoch as RFC 3339 in UTC, the format the tools
+/// print.
+pub fn rfc3339(micros: i64) -> String {
+    weaver_proto::logging::rfc3339_micros(micros)
+}

@@ -105,19 +105,19 @@ async fn failing(config_text: &str, env: &[(&str, &str)]) -> anyhow::Result<(i32
 
 #[tokio::test]
 async fn an_app_that_panics_before_the_handshake_is_a_clear_error() -> anyhow::Result<()> {
-    let crashy = bins().bin("crashy");
-    let text = config("crashy", &crashy, "env = [\"CRASH=before\"]");
+    let probe = bins().bin("probe");
+    let text = config("probe", &probe, "env = [\"CRASH=before\"]");
     let (code, stderr) = failing(&text.replace("\n\n", "\n"), &[]).await?;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("before completing the weaver handshake"), "{stderr}");
-    assert!(stderr.contains("failing before weaver::run, as asked"), "stderr tail missing: {stderr}");
+    assert!(stderr.contains("probe: failing before weaver::run, as asked"), "stderr tail missing: {stderr}");
     Ok(())
 }
 
 #[tokio::test]
 async fn an_app_that_panics_in_main_stops_the_deployment() -> anyhow::Result<()> {
-    let crashy = bins().bin("crashy");
-    let text = config("crashy", &crashy, "env = [\"CRASH=main\"]");
+    let probe = bins().bin("probe");
+    let text = config("probe", &probe, "env = [\"CRASH=main\"]");
     let (code, stderr) = failing(&text, &[]).await?;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("keeps crashing right after it starts"), "{stderr}");

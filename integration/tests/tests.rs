@@ -2,4 +2,6 @@
 //!
 //! One test binary (see STYLE.md): modules are prefixed by area.
 
+mod lifecycle;
 mod multi_deploy;
+mod operator;

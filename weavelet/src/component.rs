@@ -115,8 +115,11 @@ pub struct Registration {
     /// Builds an instance.
     pub build: fn(Builder) -> BoxFuture<'static, Result<Instance>>,
     /// Dispatches a call on an instance.
-    pub dispatch: fn(&Instance, Context, u32, &[u8]) -> BoxFuture<'static, Result<Vec<u8>>>,
+    pub dispatch: DispatchFn,
 }
+
+/// Runs method `u32` of an instance on encoded arguments.
+pub type DispatchFn = fn(&Instance, Context, u32, &[u8]) -> BoxFuture<'static, Result<Vec<u8>>>;
 
 /// Everything a component implementation is built from.
 #[derive(Clone)]

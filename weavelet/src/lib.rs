@@ -170,7 +170,7 @@ pub mod __private {
         /// # Errors
         ///
         /// If the bytes are not a valid `T`.
-        pub fn next<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        pub fn arg<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
             let (value, rest) = postcard::take_from_bytes(self.0)
                 .map_err(|e| Error::internal(format!("decode arguments: {e}")))?;
             self.0 = rest;

@@ -34,6 +34,11 @@ impl LogOutput {
             if let Err(err) = self.store.append(&mut e) {
                 self.report_store_failure(&err);
             }
+            // The runtime's own chatter is stored (see `--system`) but not
+            // printed; its warnings and errors are.
+            if e.level == "debug" && weaver_proto::logging::is_system(&e) {
+                continue;
+            }
             self.printer.format_into(&e, &mut text);
             text.push('\n');
         }

@@ -429,7 +429,7 @@ fn gen_interface(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStr
         let names: Vec<_> = m.args.iter().map(|(a, _)| a).collect();
         let decodes = m.args.iter().map(|(a, t)| {
             quote_spanned! {t.span()=>
-                let #a = match dec.next::<#t>() {
+                let #a = match dec.arg::<#t>() {
                     ::core::result::Result::Ok(v) => v,
                     ::core::result::Result::Err(e) => return #krate::__private::ready(::core::result::Result::Err(e)),
                 };

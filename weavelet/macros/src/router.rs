@@ -103,23 +103,18 @@ fn check_methods(imp: &ItemImpl) -> (Vec<RouterMethod>, Errors) {
             ));
             continue;
         }
-        if let Some(first) = methods.first() {
-            if quote!(#key).to_string() != {
-                let k = &first.key;
-                quote!(#k).to_string()
-            } {
-                let (fk, fname) = (&first.key, &first.name);
-                errors.push(syn::Error::new(
-                    key.span(),
-                    format!(
-                        "all router methods must return the same routing key type: `{fname}` returns `{}`, but `{}` returns `{}`",
-                        quote!(#fk),
-                        sig.ident,
-                        quote!(#key)
-                    ),
-                ));
-                continue;
-            }
+        if let Some(first) = methods.first().filter(|f| !same_type(&f.key, &key)) {
+            let (fk, fname) = (&first.key, &first.name);
+            errors.push(syn::Error::new(
+                key.span(),
+                format!(
+                    "all router methods must return the same routing key type: `{fname}` returns `{}`, but `{}` returns `{}`",
+                    quote!(#fk),
+                    sig.ident,
+                    quote!(#key)
+                ),
+            ));
+            continue;
         }
         methods.push(RouterMethod {
             name: sig.ident.clone(),
@@ -128,4 +123,9 @@ fn check_methods(imp: &ItemImpl) -> (Vec<RouterMethod>, Errors) {
         });
     }
     (methods, errors)
+}
+
+/// Whether two types are spelled the same.
+fn same_type(a: &Type, b: &Type) -> bool {
+    quote!(#a).to_string() == quote!(#b).to_string()
 }
