@@ -114,6 +114,9 @@ impl Error {
         let kind = match code {
             0 => Kind::Application,
             2 => Kind::DeadlineExceeded,
+            // A component that cannot be built (bad config, failed init)
+            // fails the same way on every replica: not worth a retry.
+            3 => Kind::Construction,
             _ => Kind::Remote,
         };
         Self { kind, msg }

@@ -294,6 +294,7 @@ impl Shared {
             run_main: self.config.group_of(MAIN_COMPONENT) == group,
             socket_dir: self.socket_dir.display().to_string(),
             internal_address: "unix".to_string(),
+            config_file: self.config.path().display().to_string(),
             ..Default::default()
         }
     }

@@ -343,7 +343,11 @@ impl Runtime for Remote {
     fn config_section(&self, component: &str) -> Option<Section> {
         Some(Section {
             text: self.args.sections.get(component)?.clone(),
-            file: "weaver.toml".to_string(),
+            file: if self.args.config_file.is_empty() {
+                "weaver.toml".to_string()
+            } else {
+                self.args.config_file.clone()
+            },
         })
     }
 
