@@ -58,7 +58,7 @@ pub fn bins() -> &'static Bins {
 fn extra_packages() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut args = Vec::new();
-    for (dir, pkg) in [("examples/shop", "shop"), ("examples/custom-deployer", "custom-deployer")] {
+    for (dir, pkg) in [("examples/shop", "example-shop"), ("examples/custom-deployer", "custom-deployer")] {
         if root.join(dir).join("Cargo.toml").exists() {
             args.push("-p".to_string());
             args.push(pkg.to_string());

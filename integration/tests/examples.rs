@@ -1,0 +1,114 @@
+//! The richer examples under the real deployer: routing, colocation,
+//! component config, replica counts, and the custom deployer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use weaver_integration::{Deployment, bins, config, http_get};
+
+/// The shop's weaver.toml with its binary pointed at the test build.
+fn shop_config(extra: &str) -> String {
+    config(
+        "shop",
+        &bins().bin("shop"),
+        &format!(
+            "colocate = [[\"shop::Pricing\", \"shop::Inventory\"]]\n[multi]\n{extra}\n[\"shop::Pricing\"]\ncurrency = \"EUR\"\nmarkup_percent = 10\n"
+        ),
+    )
+}
+
+async fn get_json(addr: &str, path: &str) -> anyhow::Result<Value> {
+    let (status, body) = http_get(addr, path).await?;
+    anyhow::ensure!(status == 200, "{path}: {status} {body}");
+    Ok(serde_json::from_str(&body)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shop_routes_keys_colocates_groups_and_reads_its_config() -> anyhow::Result<()> {
+    let d = Deployment::start(&shop_config("")).await?;
+    d.ready().await?;
+    let addr = d.listener("shop").await?;
+
+    // The config section reaches Pricing.
+    let cfg = get_json(&addr, "/config").await?;
+    assert_eq!((cfg["currency"].as_str(), cfg["markup_percent"].as_u64()), (Some("EUR"), Some(10)));
+
+    // Colocated components share a process, on every call.
+    for _ in 0..10 {
+        let p = get_json(&addr, "/price?item=apple").await?;
+        assert_eq!(p["pricing_pid"], p["inventory_pid"], "{p}");
+        assert_eq!(p["currency"], "EUR");
+    }
+
+    // Warm up the Cache group so its replica set is stable, then: a key
+    // lands on the same replica every time.
+    get_json(&addr, "/cache/get?key=warm").await?;
+    d.group_started("shop::Cache").await?;
+    let mut owners: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..16 {
+        let key = format!("k{i}");
+        let put = get_json(&addr, &format!("/cache/put?key={key}&value=v{i}")).await?;
+        owners.insert(key, put["pid"].as_u64().unwrap_or(0));
+    }
+    for round in 0..3 {
+        for (key, owner) in &owners {
+            let got = get_json(&addr, &format!("/cache/get?key={key}")).await?;
+            assert_eq!(got["pid"].as_u64(), Some(*owner), "round {round}, key {key}: {got}");
+            assert!(got["value"].as_str().is_some(), "{got}");
+        }
+    }
+    // Both replicas own some keys.
+    let distinct: BTreeSet<u64> = owners.values().copied().collect();
+    assert_eq!(distinct.len(), 2, "{owners:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_three_gives_three_processes_per_group() -> anyhow::Result<()> {
+    let d = Deployment::start(&shop_config("replicas = 3")).await?;
+    d.ready().await?;
+    let addr = d.listener("shop").await?;
+    get_json(&addr, "/price?item=apple").await?;
+    get_json(&addr, "/cache/get?key=x").await?;
+    d.group_started("shop::Pricing").await?;
+    d.group_started("shop::Cache").await?;
+    // Main, Pricing+Inventory and Cache: three groups of three.
+    assert_eq!(d.children().len(), 9, "{:?}", d.children());
+    let out = d.weaver(&["multi", "status"]).await?;
+    let text = String::from_utf8(out.stdout)?;
+    for comp in ["weaver::Main", "shop::Cache", "shop::Pricing", "shop::Inventory"] {
+        let row = text.lines().find(|l| l.contains(&format!(" {comp} "))).unwrap_or("");
+        assert_eq!(row.matches(", ").count(), 2 * 2, "{comp}: {row}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_custom_deployer_runs_hello() -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(bins().bin("custom-deployer"))
+        .arg(bins().bin("hello"))
+        .args(["--listen", &addr])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
+    // Ready once the app logs its listener.
+    loop {
+        let line = tokio::time::timeout(weaver_integration::DEADLINE, lines.next_line()).await??;
+        let Some(line) = line else { anyhow::bail!("custom-deployer exited early") };
+        if line.contains("hello listener available") {
+            break;
+        }
+    }
+    assert_eq!(http_get(&addr, "/hello?name=Weaver").await?, (200, "Hello, revaeW!".to_string()));
+    let pid = child.id().unwrap_or(0);
+    let kids = weaver_integration::children_of(pid);
+    assert_eq!(kids.len(), 1, "one process runs every component");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT)?;
+    tokio::time::timeout(weaver_integration::DEADLINE, child.wait()).await??;
+    weaver_integration::wait_gone(&kids, std::time::Duration::from_secs(5)).await?;
+    Ok(())
+}
