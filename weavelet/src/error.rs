@@ -13,8 +13,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// call could not be completed (the replica was unreachable, the connection
 /// broke, ...), the analogue of Service Weaver's `RemoteCallError`.
 ///
-/// Like `anyhow::Error`, any `std::error::Error` converts into it with `?`,
-/// which is why `Error` itself does not implement `std::error::Error`.
+/// It is a `std::error::Error`, so it flows into `anyhow`, `Box<dyn Error>`
+/// and `thiserror` types with `?`. Inside component methods, `?` converts
+/// the common standard errors (I/O, parsing, UTF-8, tasks, timeouts, boxed
+/// errors, strings) into application errors; wrap any other error with
+/// [`Error::new`] (`.map_err(weaver::Error::new)`).
 pub struct Error {
     kind: Kind,
     msg: String,
@@ -143,15 +146,61 @@ impl fmt::Display for Error {
     }
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
-    fn from(e: E) -> Self {
-        let mut msg = e.to_string();
-        let mut source = e.source();
-        while let Some(s) = source {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            source = s.source();
-        }
+impl std::error::Error for Error {}
+
+/// The message of `e` followed by its sources, joined by ": ".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+macro_rules! from_std_errors {
+    ($($t:ty),* $(,)?) => {
+        $(
+            impl From<$t> for Error {
+                fn from(e: $t) -> Self {
+                    Self::new(chain(&e))
+                }
+            }
+        )*
+    };
+}
+
+from_std_errors!(
+    std::io::Error,
+    std::fmt::Error,
+    std::num::ParseIntError,
+    std::num::ParseFloatError,
+    std::num::TryFromIntError,
+    std::str::ParseBoolError,
+    std::str::Utf8Error,
+    std::string::FromUtf8Error,
+    std::net::AddrParseError,
+    std::time::SystemTimeError,
+    tokio::task::JoinError,
+    tokio::time::error::Elapsed,
+);
+
+impl From<Box<dyn std::error::Error + Send + Sync>> for Error {
+    fn from(e: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        Self::new(chain(&*e))
+    }
+}
+
+impl From<String> for Error {
+    fn from(msg: String) -> Self {
+        Self::new(msg)
+    }
+}
+
+impl From<&str> for Error {
+    fn from(msg: &str) -> Self {
         Self::new(msg)
     }
 }
@@ -172,6 +221,17 @@ mod tests {
         let (code, msg) = broken.to_wire();
         let back = Error::from_wire(code, msg.to_string());
         assert!(back.is_remote());
+    }
+
+    #[test]
+    fn weaver_errors_flow_into_other_error_types() {
+        fn boxed() -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            Err(Error::new("no stock"))?;
+            Ok(())
+        }
+        let e = boxed().unwrap_err();
+        assert_eq!(e.to_string(), "no stock");
+        assert!(e.downcast_ref::<Error>().is_some_and(Error::is_application));
     }
 
     #[test]
