@@ -119,9 +119,11 @@ async fn an_app_that_panics_before_the_handshake_is_a_clear_error() -> anyhow::R
 async fn an_app_that_panics_in_main_stops_the_deployment() -> anyhow::Result<()> {
     let probe = bins().bin("probe");
     let text = config("probe", &probe, "env = [\"CRASH=main\"]");
-    let (code, stderr) = failing(&text, &[]).await?;
+    let (code, stderr) = failing(&text, &[("RUST_BACKTRACE", "0")]).await?;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("keeps crashing right after it starts"), "{stderr}");
+    // The report carries what the app said as it died.
+    assert!(stderr.contains("probe: failing in main, as asked"), "{stderr}");
     Ok(())
 }
 

@@ -13,7 +13,7 @@ mod routing;
 mod state;
 mod supervise;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -72,7 +72,13 @@ pub(crate) struct Shared {
     status: Mutex<Option<StatusServer>>,
     /// Groups, subscribers and proxies.
     state: Mutex<State>,
+    /// The last lines each replica wrote to stderr, by weavelet id, for
+    /// crash reports.
+    tails: Mutex<HashMap<String, VecDeque<String>>>,
 }
+
+/// Lines of stderr kept per replica for crash reports.
+const TAIL_LINES: usize = 10;
 
 // === impl Deployment ===
 
@@ -158,6 +164,7 @@ impl Shared {
             shutting_down: AtomicBool::new(false),
             status: Mutex::new(None),
             state: Mutex::new(State::default()),
+            tails: Mutex::default(),
         }))
     }
 
@@ -263,7 +270,34 @@ impl Shared {
     }
 
     pub(crate) fn write_logs(&self, entries: Vec<LogEntry>) {
+        {
+            let mut tails = self.tails.lock().unwrap_or_else(|e| e.into_inner());
+            for e in entries.iter().filter(|e| e.level == "stderr") {
+                let tail = tails.entry(e.node.clone()).or_default();
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(e.msg.clone());
+            }
+        }
         self.lock_logs().write(entries);
+    }
+
+    /// Forgets and returns the stderr tail of a replica, as an indented
+    /// block (empty if it wrote nothing).
+    pub(crate) fn take_tail(&self, weavelet_id: &str) -> String {
+        let tail = self.tails.lock().unwrap_or_else(|e| e.into_inner()).remove(weavelet_id);
+        match tail {
+            Some(lines) if !lines.is_empty() => {
+                let mut text = String::from("; its last lines of stderr:");
+                for l in lines {
+                    text.push_str("\n    ");
+                    text.push_str(&l);
+                }
+                text
+            }
+            _ => String::new(),
+        }
     }
 
     fn mark_started(&self, component: &str, routed: bool) -> bool {
@@ -532,5 +566,3 @@ impl OrDefaultStatus for Option<Status> {
     }
 }
 
-#[allow(dead_code)]
-type Proxies = HashMap<String, Arc<Proxy>>;

@@ -56,7 +56,9 @@ async fn supervise(shared: Arc<Shared>, group: String, index: u32, mut env: Arc<
             Ok(exit) => exit.to_string(),
             Err(e) => super::handler::error_chain(&e),
         };
-        shared.remove_replica(&group, &env.handle().args().id).await;
+        let weavelet_id = env.handle().args().id.clone();
+        shared.remove_replica(&group, &weavelet_id).await;
+        let exit = format!("{exit}{}", shared.take_tail(&weavelet_id));
         if shared.is_shutting_down() {
             return;
         }

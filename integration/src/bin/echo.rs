@@ -130,28 +130,28 @@ async fn bench(app: &'static App, spec: String) -> anyhow::Result<serde_json::Va
 
     // Warm up: connection dialled, caches and allocator warm.
     for _ in 0..spec.warmup {
-        let r = echo.echo(&ctx, data.clone()).await?;
+        let r = echo.echo(&ctx, data.clone()).await.map_err(ae)?;
         anyhow::ensure!(r == data, "echo returned different bytes");
     }
 
     // 1 in flight.
     let mut lat = Vec::with_capacity(spec.calls);
-    let (cpu0, remote0) = (cpu_micros(), echo.cpu(&ctx).await?);
+    let (cpu0, remote0) = (cpu_micros(), echo.cpu(&ctx).await.map_err(ae)?);
     let start = Instant::now();
     for _ in 0..spec.calls {
         let t = Instant::now();
-        let r = echo.echo(&ctx, data.clone()).await?;
+        let r = echo.echo(&ctx, data.clone()).await.map_err(ae)?;
         lat.push(t.elapsed());
         anyhow::ensure!(r.len() == data.len(), "echo returned different bytes");
     }
     let wall1 = start.elapsed();
-    let (cpu1, remote1) = (cpu_micros(), echo.cpu(&ctx).await?);
+    let (cpu1, remote1) = (cpu_micros(), echo.cpu(&ctx).await.map_err(ae)?);
     lat.sort_unstable();
 
     // Many in flight.
     let next = Arc::new(AtomicU64::new(0));
     let total = spec.mux as u64;
-    let (cpu2, remote2) = (cpu_micros(), echo.cpu(&ctx).await?);
+    let (cpu2, remote2) = (cpu_micros(), echo.cpu(&ctx).await.map_err(ae)?);
     let start = Instant::now();
     let workers: Vec<_> = (0..spec.inflight)
         .map(|_| {
@@ -159,7 +159,7 @@ async fn bench(app: &'static App, spec: String) -> anyhow::Result<serde_json::Va
             tokio::spawn(async move {
                 let ctx = Context::new();
                 while next.fetch_add(1, Ordering::Relaxed) < total {
-                    let r = echo.echo(&ctx, data.clone()).await?;
+                    let r = echo.echo(&ctx, data.clone()).await.map_err(ae)?;
                     anyhow::ensure!(r.len() == data.len(), "echo returned different bytes");
                 }
                 anyhow::Ok(())
@@ -170,7 +170,7 @@ async fn bench(app: &'static App, spec: String) -> anyhow::Result<serde_json::Va
         w.await??;
     }
     let wall64 = start.elapsed();
-    let (cpu3, remote3) = (cpu_micros(), echo.cpu(&ctx).await?);
+    let (cpu3, remote3) = (cpu_micros(), echo.cpu(&ctx).await.map_err(ae)?);
 
     let pct = |p: f64| -> f64 {
         let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len().max(1)) - 1;
@@ -186,6 +186,11 @@ async fn bench(app: &'static App, spec: String) -> anyhow::Result<serde_json::Va
         "client_cpu64_us_per_call": (cpu3 - cpu2) as f64 / spec.mux.max(1) as f64,
         "runtime": "tokio multi-thread (#[tokio::main])",
     }))
+}
+
+/// A weaver error as an anyhow error.
+fn ae(e: weaver::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
 }
 
 /// This process's CPU time (user + system) in µs.

@@ -34,7 +34,7 @@ pub(crate) fn measure(exe: &Path, dir: &Path, spec: &Spec) -> anyhow::Result<Sam
     let mut s = UnixStream::connect(&sock)?;
     let msg: Vec<u8> = (0..spec.size.max(1)).map(|i| i as u8).collect();
     let mut reply = vec![0u8; msg.len()];
-    let mut call = |s: &mut UnixStream, m: &[u8], r: &mut [u8]| -> std::io::Result<()> {
+    let call = |s: &mut UnixStream, m: &[u8], r: &mut [u8]| -> std::io::Result<()> {
         s.write_all(m)?;
         s.read_exact(r)
     };
