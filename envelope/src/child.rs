@@ -200,7 +200,7 @@ impl ProcessChild {
             let spawned = cmd.spawn();
             // The child holds its own copies now. Ours must close at once or
             // the weavelet never sees end of stream on fd 3.
-            std::mem::forget((to_child, from_child)); drop(cmd);
+            drop((cmd, to_child, from_child));
             spawned
         })
         .await
@@ -210,7 +210,9 @@ impl ProcessChild {
         };
         // From here on, dropping `child` on an error kills it.
         let io = ChildIo {
-            to_weavelet: Box::new(pipe::Sender::from_owned_fd(OwnedFd::from(to_weavelet)).map_err(fail)?),
+            to_weavelet: Box::new(
+                pipe::Sender::from_owned_fd(OwnedFd::from(to_weavelet)).map_err(fail)?,
+            ),
             from_weavelet: Box::new(
                 pipe::Receiver::from_owned_fd(OwnedFd::from(from_weavelet)).map_err(fail)?,
             ),

@@ -10,15 +10,14 @@ use tracing::Instrument;
 use weaver_proto::runtime::{
     EnvelopeMsg, GetHealthRequest, GetLoadReply, GetLoadRequest, GetMetricsRequest,
     GetProfileRequest, HealthStatus, MetricUpdate, RoutingInfo, UpdateComponentsRequest,
-    UpdateRoutingInfoRequest, WeaveletArgs, WeaveletInfo, WeaveletMsg, envelope_msg,
-    weavelet_msg,
+    UpdateRoutingInfoRequest, WeaveletArgs, WeaveletInfo, WeaveletMsg, envelope_msg, weavelet_msg,
 };
 use weaver_proto::{Conn, Incoming, PROTOCOL_VERSION};
 
 use crate::child::{Child, ChildIo, Exit, ProcessChild};
 use crate::handler::EnvelopeHandler;
 use crate::output::{self, Origin, Stream, Tail};
-use crate::pipe::{self, Closer, ReadEnd};
+use crate::pipe::{self, Pipes};
 use crate::progress::Progress;
 use crate::serve::{describe, serve};
 use crate::supervisor::{self, Command, Supervisor, violation};
@@ -66,8 +65,7 @@ struct Starting<C, H> {
     child: C,
     conn: Conn<EnvelopeMsg, WeaveletMsg>,
     incoming: Incoming<WeaveletMsg>,
-    closer: Closer,
-    read_end: ReadEnd,
+    pipes: Pipes,
     pumps: JoinSet<()>,
     progress: Arc<Progress>,
     tail: Arc<Tail>,
@@ -411,8 +409,7 @@ impl<C: Child, H: EnvelopeHandler> Starting<C, H> {
     /// Opens the connection, starts capturing output and sends the
     /// handshake.
     fn begin(child: C, io: ChildIo, config: Config, args: WeaveletArgs, handler: Arc<H>) -> Self {
-        let (writer, closer) = pipe::closable(io.to_weavelet);
-        let (reader, read_end) = pipe::watched(io.from_weavelet);
+        let (writer, reader, pipes) = pipe::wrap(io.to_weavelet, io.from_weavelet);
         let (conn, incoming) = Conn::new(reader, writer, config.get_max_frame());
         let progress = Arc::new(Progress::default());
         let tail = Arc::new(Tail::default());
@@ -446,8 +443,7 @@ impl<C: Child, H: EnvelopeHandler> Starting<C, H> {
             child,
             conn,
             incoming,
-            closer,
-            read_end,
+            pipes,
             pumps,
             progress,
             tail,
@@ -485,7 +481,7 @@ impl<C: Child, H: EnvelopeHandler> Starting<C, H> {
     /// Tells why the weavelet's pipe ended before the handshake.
     async fn closed_early(&mut self) -> Failure {
         let reason = self.conn.closed().await;
-        if let Some(violation) = violation(self.read_end.saw_end(), &reason) {
+        if let Some(violation) = violation(self.pipes.saw_end(), &reason) {
             return Failure::NotWeavelet(format!(
                 "it wrote something other than weaver messages on its pipe: {violation}"
             ));
@@ -502,7 +498,11 @@ impl<C: Child, H: EnvelopeHandler> Starting<C, H> {
         let reported = u32::try_from(info.pid).unwrap_or(0);
         let pid = self.child.id().unwrap_or(reported);
         if pid != reported {
-            tracing::warn!(pid, reported, "the weavelet reports another pid (a wrapper script?)");
+            tracing::warn!(
+                pid,
+                reported,
+                "the weavelet reports another pid (a wrapper script?)"
+            );
         }
         tracing::info!(pid, dial_addr = %info.dial_addr, "weavelet started");
         let handle = Handle {
@@ -527,8 +527,7 @@ impl<C: Child, H: EnvelopeHandler> Starting<C, H> {
         let supervisor = Supervisor {
             child: self.child,
             conn: self.conn,
-            closer: self.closer,
-            read_end: self.read_end,
+            pipes: self.pipes,
             read_done,
             pumps: self.pumps,
             progress: self.progress,
@@ -558,7 +557,7 @@ impl<C: Child, H: EnvelopeHandler> Starting<C, H> {
                 Err(_) => tracing::warn!("child still running after SIGKILL"),
             }
         }
-        self.closer.close();
+        self.pipes.close_all();
         let drain_timeout = self.config.get_drain_timeout();
         supervisor::drain(&mut self.pumps, drain_timeout, &self.progress).await;
         let binary = self.config.get_binary().to_owned();

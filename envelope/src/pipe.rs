@@ -1,16 +1,17 @@
-//! The two control streams, wrapped for what the connection does not tell.
+//! The two control streams, wrapped for what the connection cannot do.
 //!
-//! The envelope → weavelet stream is closable from outside its writer. The
-//! connection's writer task owns the stream and ends only when every
-//! clone of the connection is gone, but request tasks and [`Handle`]s hold
-//! clones for as long as they like. Dropping an [`Envelope`] must still close
-//! the pipe at once (a weavelet exits on end of stream), so the stream sits in
-//! a shared slot that [`Closer::close`] empties.
+//! The connection's reader and writer tasks own the streams and end only at
+//! end of stream or when every clone of the connection is gone, but request
+//! tasks and [`Handle`]s hold clones for as long as they like. The envelope
+//! must still be able to close the pipe to the weavelet at once (dropping an
+//! [`Envelope`]: a weavelet exits on end of stream) and to stop reading a
+//! pipe that a process the child left behind holds open. So each stream sits
+//! in a shared slot that [`Pipes`] can empty.
 //!
-//! The weavelet → envelope stream records whether it reached its end. The
-//! connection keeps only the first reason it closed, and a failed write (the
-//! weavelet closed fd 3) may come first; if the reading stopped although the
-//! stream never ended, the frame codec rejected the bytes.
+//! The weavelet → envelope stream also records whether it reached its end.
+//! The connection keeps only the first reason it closed, and a failed write
+//! (the weavelet closed fd 3) may come first; if the reading stopped although
+//! the stream never ended, the frame codec rejected the bytes.
 //!
 //! [`Handle`]: crate::Handle
 //! [`Envelope`]: crate::Envelope
@@ -25,78 +26,83 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::child::{BoxRead, BoxWrite};
 
-/// The writing end given to the connection.
+/// The envelope → weavelet end given to the connection.
 pub(crate) struct Writer {
-    slot: Arc<Mutex<Slot>>,
+    slot: Arc<Slot<BoxWrite>>,
 }
 
-/// Closes the stream behind a [`Writer`].
-#[derive(Clone)]
-pub(crate) struct Closer {
-    slot: Arc<Mutex<Slot>>,
-}
-
-/// The reading end given to the connection.
+/// The weavelet → envelope end given to the connection.
 pub(crate) struct Reader {
-    stream: BoxRead,
+    slot: Arc<Slot<BoxRead>>,
     ended: Arc<AtomicBool>,
 }
 
-/// Tells whether a [`Reader`]'s stream reached its end (or failed).
-#[derive(Debug, Clone)]
-pub(crate) struct ReadEnd {
+/// Control over both streams, outside the connection.
+#[derive(Clone)]
+pub(crate) struct Pipes {
+    writer: Arc<Slot<BoxWrite>>,
+    reader: Arc<Slot<BoxRead>>,
+    /// Whether the weavelet → envelope stream ended or failed.
     ended: Arc<AtomicBool>,
 }
 
-#[derive(Default)]
-struct Slot {
-    /// The stream, until closed.
-    stream: Option<BoxWrite>,
-    /// The writer task, if it waits for the stream to accept bytes; woken on
-    /// close so it learns the stream is gone.
+/// A stream until closed.
+struct Slot<T> {
+    inner: Mutex<SlotInner<T>>,
+}
+
+struct SlotInner<T> {
+    stream: Option<T>,
+    /// The task waiting on the stream, if any; woken on close so it learns
+    /// the stream is gone.
     waiting: Option<Waker>,
 }
 
-/// A writer over `stream` and the closer for it.
-pub(crate) fn closable(stream: BoxWrite) -> (Writer, Closer) {
-    let slot = Arc::new(Mutex::new(Slot {
-        stream: Some(stream),
-        waiting: None,
-    }));
-    (Writer { slot: slot.clone() }, Closer { slot })
-}
-
-/// A reader over `stream` and the watcher of its end.
-pub(crate) fn watched(stream: BoxRead) -> (Reader, ReadEnd) {
+/// Wraps the two control streams.
+pub(crate) fn wrap(to_weavelet: BoxWrite, from_weavelet: BoxRead) -> (Writer, Reader, Pipes) {
+    let writer = Arc::new(Slot::new(to_weavelet));
+    let reader = Arc::new(Slot::new(from_weavelet));
     let ended = Arc::new(AtomicBool::new(false));
+    let pipes = Pipes {
+        writer: writer.clone(),
+        reader: reader.clone(),
+        ended: ended.clone(),
+    };
     (
+        Writer { slot: writer },
         Reader {
-            stream,
-            ended: ended.clone(),
+            slot: reader,
+            ended,
         },
-        ReadEnd { ended },
+        pipes,
     )
 }
 
-fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
-    // A poisoned slot still holds a valid stream or none.
-    slot.lock().unwrap_or_else(|e| e.into_inner())
-}
+// === impl Slot ===
 
-fn closed() -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, "the envelope closed the pipe")
-}
+impl<T: Unpin> Slot<T> {
+    fn new(stream: T) -> Self {
+        Self {
+            inner: Mutex::new(SlotInner {
+                stream: Some(stream),
+                waiting: None,
+            }),
+        }
+    }
 
-// === impl Writer ===
+    fn lock(&self) -> MutexGuard<'_, SlotInner<T>> {
+        // A poisoned slot still holds a valid stream or none.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
-impl Writer {
-    fn poll_with<T>(
+    /// Polls `op` on the stream, or returns `if_closed()` once it is gone.
+    fn poll_with<R>(
         &self,
         cx: &mut Context<'_>,
-        if_closed: impl FnOnce() -> io::Result<T>,
-        op: impl FnOnce(Pin<&mut BoxWrite>, &mut Context<'_>) -> Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
-        let mut slot = lock(&self.slot);
+        if_closed: impl FnOnce() -> io::Result<R>,
+        op: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        let mut slot = self.lock();
         let Some(stream) = slot.stream.as_mut() else {
             return Poll::Ready(if_closed());
         };
@@ -106,7 +112,24 @@ impl Writer {
         }
         poll
     }
+
+    fn close(&self) {
+        let (stream, waiting) = {
+            let mut slot = self.lock();
+            (slot.stream.take(), slot.waiting.take())
+        };
+        drop(stream);
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+    }
 }
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the envelope closed the pipe")
+}
+
+// === impl Writer ===
 
 impl AsyncWrite for Writer {
     fn poll_write(
@@ -114,15 +137,17 @@ impl AsyncWrite for Writer {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_with(cx, || Err(closed()), |s, cx| s.poll_write(cx, buf))
+        self.slot
+            .poll_with(cx, || Err(closed()), |s, cx| s.poll_write(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_with(cx, || Ok(()), |s, cx| s.poll_flush(cx))
+        self.slot.poll_with(cx, || Ok(()), |s, cx| s.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_with(cx, || Ok(()), |s, cx| s.poll_shutdown(cx))
+        self.slot
+            .poll_with(cx, || Ok(()), |s, cx| s.poll_shutdown(cx))
     }
 }
 
@@ -130,12 +155,15 @@ impl AsyncWrite for Writer {
 
 impl AsyncRead for Reader {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let (before, room) = (buf.filled().len(), buf.remaining() > 0);
-        let poll = Pin::new(&mut self.stream).poll_read(cx, buf);
+        // A closed reader reads as end of stream.
+        let poll = self
+            .slot
+            .poll_with(cx, || Ok(()), |s, cx| s.poll_read(cx, buf));
         let ended = match &poll {
             Poll::Ready(Ok(())) => room && buf.filled().len() == before,
             Poll::Ready(Err(_)) => true,
@@ -148,74 +176,101 @@ impl AsyncRead for Reader {
     }
 }
 
-// === impl ReadEnd ===
+// === impl Pipes ===
 
-impl ReadEnd {
-    /// Whether the stream ended or failed.
+impl Pipes {
+    /// Closes the envelope → weavelet stream; the weavelet sees end of
+    /// stream, and later writes fail with `BrokenPipe`.
+    pub(crate) fn close_to_weavelet(&self) {
+        self.writer.close();
+    }
+
+    /// Closes both streams: the connection then ends, and reads nothing more.
+    pub(crate) fn close_all(&self) {
+        self.writer.close();
+        self.reader.close();
+    }
+
+    /// Whether the weavelet → envelope stream ended or failed (as opposed
+    /// to the connection stopping reading it).
     pub(crate) fn saw_end(&self) -> bool {
         self.ended.load(Ordering::Acquire)
-    }
-}
-
-// === impl Closer ===
-
-impl Closer {
-    /// Closes the stream; later writes fail with `BrokenPipe`.
-    pub(crate) fn close(&self) {
-        let (stream, waiting) = {
-            let mut slot = lock(&self.slot);
-            (slot.stream.take(), slot.waiting.take())
-        };
-        drop(stream);
-        if let Some(waker) = waiting {
-            waker.wake();
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    fn pair() -> (
+        Writer,
+        Reader,
+        Pipes,
+        tokio::io::DuplexStream,
+        tokio::io::DuplexStream,
+    ) {
+        let (to, to_peer) = tokio::io::duplex(4);
+        let (from, from_peer) = tokio::io::duplex(64);
+        let (w, r, pipes) = wrap(Box::new(to), Box::new(from));
+        (w, r, pipes, to_peer, from_peer)
+    }
+
     #[tokio::test]
-    async fn close_ends_the_peer_stream_and_fails_later_writes() {
-        let (ours, mut theirs) = tokio::io::duplex(64);
-        let (mut writer, closer) = closable(Box::new(ours));
+    async fn closing_ends_the_peer_stream_and_fails_later_writes() {
+        let (mut writer, _r, pipes, mut peer, _) = pair();
         writer.write_all(b"hi").await.expect("write");
-        closer.close();
+        pipes.close_to_weavelet();
         let mut got = Vec::new();
-        theirs.read_to_end(&mut got).await.expect("read");
+        peer.read_to_end(&mut got).await.expect("read");
         assert_eq!(got, b"hi");
         let err = writer.write_all(b"more").await.expect_err("closed");
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
     }
 
     #[tokio::test]
-    async fn reader_tells_end_of_stream_from_a_stopped_reader() {
-        let (ours, mut theirs) = tokio::io::duplex(64);
-        let (mut reader, end) = watched(Box::new(ours));
-        theirs.write_all(b"abc").await.expect("write");
-        let mut buf = [0u8; 3];
-        reader.read_exact(&mut buf).await.expect("read");
-        assert!(!end.saw_end(), "stopped reading, stream still open");
-        drop(theirs);
-        assert_eq!(reader.read(&mut buf).await.expect("eof"), 0);
-        assert!(end.saw_end());
-    }
-
-    #[tokio::test]
-    async fn close_wakes_a_writer_blocked_on_a_full_stream() {
-        let (ours, _theirs) = tokio::io::duplex(4);
-        let (mut writer, closer) = closable(Box::new(ours));
+    async fn closing_wakes_a_writer_blocked_on_a_full_stream() {
+        let (mut writer, _r, pipes, _peer, _) = pair();
         let blocked = tokio::spawn(async move { writer.write_all(b"more than four").await });
         // Let the writer fill the stream and park.
         tokio::task::yield_now().await;
-        closer.close();
-        let result = tokio::time::timeout(std::time::Duration::from_secs(5), blocked)
+        pipes.close_to_weavelet();
+        let result = tokio::time::timeout(Duration::from_secs(5), blocked)
             .await
             .expect("writer woke")
             .expect("no panic");
         assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn reader_tells_end_of_stream_from_a_stopped_reader() {
+        let (_w, mut reader, pipes, _, mut peer) = pair();
+        peer.write_all(b"abc").await.expect("write");
+        let mut buf = [0u8; 3];
+        reader.read_exact(&mut buf).await.expect("read");
+        assert!(!pipes.saw_end(), "stopped reading, stream still open");
+        drop(peer);
+        assert_eq!(reader.read(&mut buf).await.expect("eof"), 0);
+        assert!(pipes.saw_end());
+    }
+
+    #[tokio::test]
+    async fn closing_ends_a_reader_waiting_on_a_silent_stream() {
+        // The peer stays open, as when a process the child left behind
+        // holds the pipe.
+        let (_w, mut reader, pipes, _, _peer) = pair();
+        let waiting = tokio::spawn(async move {
+            let mut buf = [0u8; 8];
+            reader.read(&mut buf).await
+        });
+        tokio::task::yield_now().await;
+        pipes.close_all();
+        let n = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("reader woke")
+            .expect("no panic")
+            .expect("end of stream");
+        assert_eq!(n, 0);
     }
 }

@@ -52,36 +52,54 @@ pub(crate) async fn serve<H: EnvelopeHandler>(
 }
 
 /// Starts the task that answers request `id`.
+///
+/// The handler runs in a task of its own so that, should it panic, the
+/// weavelet still gets an answer instead of waiting forever.
 fn dispatch<H: EnvelopeHandler>(
     id: i64,
     request: weavelet_msg::Msg,
     from: &Handle,
     handler: &Arc<H>,
 ) {
-    use envelope_msg::Msg as Reply;
-    let (from, handler) = (from.clone(), handler.clone());
+    let call = tokio::spawn(answer(request, from.clone(), handler.clone()).in_current_span());
+    let from = from.clone();
     let task = async move {
-        let reply = match request {
-            weavelet_msg::Msg::ActivateComponentReq(req) => handler
-                .activate_component(&from, req)
-                .await
-                .map(Reply::ActivateComponentReply),
-            weavelet_msg::Msg::GetListenerAddressReq(req) => handler
-                .get_listener_address(&from, req)
-                .await
-                .map(Reply::GetListenerAddressReply),
-            weavelet_msg::Msg::ExportListenerReq(req) => handler
-                .export_listener(&from, req)
-                .await
-                .map(Reply::ExportListenerReply),
-            other => Err(HandlerError::new(format!(
-                "unexpected request {}",
-                describe(Some(&other))
-            ))),
-        };
+        let reply = call.await.unwrap_or_else(|error| {
+            tracing::error!(id, %error, "request handler failed");
+            Err(HandlerError::new(
+                "the deployer failed while handling the request",
+            ))
+        });
         respond(&from, id, reply);
     };
     tokio::spawn(task.in_current_span());
+}
+
+/// Asks the handler for the answer to `request`.
+async fn answer<H: EnvelopeHandler>(
+    request: weavelet_msg::Msg,
+    from: Handle,
+    handler: Arc<H>,
+) -> Result<envelope_msg::Msg, HandlerError> {
+    use envelope_msg::Msg as Reply;
+    match request {
+        weavelet_msg::Msg::ActivateComponentReq(req) => handler
+            .activate_component(&from, req)
+            .await
+            .map(Reply::ActivateComponentReply),
+        weavelet_msg::Msg::GetListenerAddressReq(req) => handler
+            .get_listener_address(&from, req)
+            .await
+            .map(Reply::GetListenerAddressReply),
+        weavelet_msg::Msg::ExportListenerReq(req) => handler
+            .export_listener(&from, req)
+            .await
+            .map(Reply::ExportListenerReply),
+        other => Err(HandlerError::new(format!(
+            "unexpected request {}",
+            describe(Some(&other))
+        ))),
+    }
 }
 
 fn respond(from: &Handle, id: i64, reply: Result<envelope_msg::Msg, HandlerError>) {

@@ -12,7 +12,7 @@ use weaver_proto::runtime::{EnvelopeMsg, WeaveletMsg};
 
 use crate::child::{Child, Exit};
 use crate::error::Error;
-use crate::pipe::{Closer, ReadEnd};
+use crate::pipe::Pipes;
 use crate::progress::Progress;
 
 /// What the owner asks of the supervisor.
@@ -30,8 +30,7 @@ pub(crate) struct Supervisor<C> {
     pub(crate) child: C,
     /// Tells why the weavelet's pipe closed.
     pub(crate) conn: Conn<EnvelopeMsg, WeaveletMsg>,
-    pub(crate) closer: Closer,
-    pub(crate) read_end: ReadEnd,
+    pub(crate) pipes: Pipes,
     /// Fires when the serve loop has handled the last message the weavelet
     /// sent.
     pub(crate) read_done: oneshot::Receiver<()>,
@@ -47,7 +46,7 @@ pub(crate) struct Supervisor<C> {
     pub(crate) drain_timeout: Duration,
 }
 
-/// Why the supervisor is waiting for the exit, for the final outcome.
+/// What the supervisor has seen while it waits for the exit.
 #[derive(Default)]
 struct Watch {
     /// The connection closed (either direction); no need to watch it again.
@@ -76,6 +75,9 @@ impl<C: Child> Supervisor<C> {
                  stopped reading them"
             );
         }
+        // The child is gone: requests still waiting, or made from now on,
+        // fail at once instead of waiting on a pipe nobody answers.
+        self.pipes.close_all();
         let outcome = match (status, violation) {
             (Ok(exit), None) => Ok(exit),
             (Ok(exit), Some(reason)) => Err(Error::Protocol { reason, exit }),
@@ -96,9 +98,16 @@ impl<C: Child> Supervisor<C> {
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
                 status = self.child.wait() => return (status, watch.violation),
-                _ = &mut self.read_done, if !watch.read_ended => {
+                served = &mut self.read_done, if !watch.read_ended => {
                     watch.read_ended = true;
-                    self.on_read_end(&mut watch).await;
+                    match served {
+                        Ok(()) => self.on_read_end(&mut watch).await,
+                        Err(_) => {
+                            // Nothing the weavelet sends can be handled now.
+                            tracing::error!("serving the weavelet failed (a handler panicked?); killing it");
+                            self.kill();
+                        }
+                    }
                 }
                 reason = self.conn.closed(), if !watch.pipe_closed => {
                     // A weavelet closes its pipes as it exits; give it time
@@ -120,9 +129,10 @@ impl<C: Child> Supervisor<C> {
     }
 
     async fn on_read_end(&mut self, watch: &mut Watch) {
-        // The reading has stopped, so the connection is closed already.
+        // The serve loop ended normally, so the reading has stopped and the
+        // connection is closed already: this does not wait.
         let reason = self.conn.closed().await;
-        if let Some(violation) = violation(self.read_end.saw_end(), &reason) {
+        if let Some(violation) = violation(self.pipes.saw_end(), &reason) {
             tracing::warn!(%violation, "weavelet broke the pipe protocol; killing it");
             watch.violation = Some(violation);
             self.kill();
@@ -140,7 +150,7 @@ impl<C: Child> Supervisor<C> {
                 // weavelet exits on end of stream, and keep draining its
                 // output until it does.
                 watch.detached = true;
-                self.closer.close();
+                self.pipes.close_to_weavelet();
                 watch.arm(self.stop_grace);
                 Ok(())
             }
@@ -196,7 +206,7 @@ pub(crate) async fn drain(pumps: &mut JoinSet<()>, idle: Duration, progress: &Pr
 /// weavelet broke the protocol: `None` for a plain end of stream.
 ///
 /// `reason` is the connection's close reason, `saw_end` whether the stream
-/// itself ended (see [`crate::pipe::ReadEnd`]).
+/// itself ended (see [`Pipes::saw_end`]).
 pub(crate) fn violation(saw_end: bool, reason: &str) -> Option<String> {
     if is_violation(reason) {
         return Some(reason.to_string());
@@ -224,20 +234,27 @@ mod tests {
     #[test]
     fn close_reasons_are_classified() {
         assert!(!is_violation("end of stream"));
-        assert!(!is_violation("i/o error on frame stream: Broken pipe (os error 32)"));
+        assert!(!is_violation(
+            "i/o error on frame stream: Broken pipe (os error 32)"
+        ));
         assert!(is_violation(
             "frame of 4294967295 bytes exceeds the maximum of 67108864 bytes"
         ));
         assert!(is_violation(
             "frame is not a valid WeaveletMsg message: failed to decode"
         ));
-        assert!(is_violation("stream ended inside a frame after 3 of 4 bytes"));
+        assert!(is_violation(
+            "stream ended inside a frame after 3 of 4 bytes"
+        ));
     }
 
     #[test]
     fn a_stream_that_never_ended_was_rejected_by_the_codec() {
         assert_eq!(violation(true, "end of stream"), None);
-        assert_eq!(violation(true, "i/o error on frame stream: Broken pipe"), None);
+        assert_eq!(
+            violation(true, "i/o error on frame stream: Broken pipe"),
+            None
+        );
         assert!(violation(false, "i/o error on frame stream: Broken pipe").is_some());
         let reason = "frame of 5 bytes exceeds the maximum of 4 bytes";
         assert_eq!(violation(true, reason).as_deref(), Some(reason));
@@ -260,7 +277,8 @@ mod tests {
         // A handler call far longer than the idle limit is waited for.
         let p = progress.clone();
         pumps.spawn(async move {
-            p.handling(tokio::time::sleep(Duration::from_secs(30))).await;
+            p.handling(tokio::time::sleep(Duration::from_secs(30)))
+                .await;
         });
         assert!(drain(&mut pumps, Duration::from_secs(1), &progress).await);
 

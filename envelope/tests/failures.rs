@@ -30,7 +30,26 @@ async fn binary_without_execute_permission() {
         .expect_err("not executable");
     assert_eq!(
         err.to_string(),
-        format!("binary {} is not executable (it has no execute permission)", path.display())
+        format!(
+            "binary {} is not executable (it has no execute permission)",
+            path.display()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_directory_is_not_a_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (handler, _events) = recorder();
+    let err = Envelope::start(Config::new(dir.path()), args(), handler)
+        .await
+        .expect_err("a directory");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "binary {} is not executable (it is a directory)",
+            dir.path().display()
+        )
     );
 }
 
@@ -78,7 +97,10 @@ async fn exit_before_handshake_reports_status_and_stderr_tail() {
     let err = within("start", Envelope::start(config, args(), handler))
         .await
         .expect_err("early exit");
-    let Error::ExitedBeforeHandshake { exit, stderr_tail, .. } = &err else {
+    let Error::ExitedBeforeHandshake {
+        exit, stderr_tail, ..
+    } = &err
+    else {
         panic!("wrong error: {err:?}");
     };
     assert_eq!(exit.code(), Some(3));
@@ -135,7 +157,10 @@ async fn garbage_on_the_pipe_is_not_a_weavelet() {
     let text = err.to_string();
     // The fake closes fd 3 before it lingers, so the handshake write may
     // fail before the garbage is read; either way it is garbage.
-    assert!(text.contains("wrote something other than weaver messages"), "{text}");
+    assert!(
+        text.contains("wrote something other than weaver messages"),
+        "{text}"
+    );
     assert!(text.ends_with("is it a weaver application?"), "{text}");
     assert!(!exists(read_pid(&pid_file)), "child left behind");
 }
@@ -151,7 +176,9 @@ async fn oversized_frame_after_the_handshake_kills_the_weavelet() {
     .await
     .expect("start");
     let pid = envelope.pid();
-    let err = within("wait", envelope.wait()).await.expect_err("protocol error");
+    let err = within("wait", envelope.wait())
+        .await
+        .expect_err("protocol error");
     let Error::Protocol { reason, exit } = &err else {
         panic!("wrong error: {err:?}");
     };

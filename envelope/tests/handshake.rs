@@ -19,7 +19,11 @@ async fn handshake_then_requests_flow_both_ways() {
     assert_eq!(info.dial_addr, "tcp://127.0.0.1:1");
     assert_eq!(info.pid, i64::from(envelope.pid()));
     assert_eq!(envelope.handle().args().id, "node-1");
-    assert_eq!(process_group(envelope.pid()), envelope.pid(), "own process group");
+    assert_eq!(
+        process_group(envelope.pid()),
+        envelope.pid(),
+        "own process group"
+    );
 
     // Weavelet -> envelope: the fake activates, asks for a listener address
     // and exports it, logging each answer.
@@ -32,7 +36,10 @@ async fn handshake_then_requests_flow_both_ways() {
         })
         .collect();
     assert_eq!(activations, [("fake::Comp", true)]);
-    assert!(seen.iter().any(|e| matches!(e, Event::ListenerAddress(r) if r.name == "lis")));
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::ListenerAddress(r) if r.name == "lis"))
+    );
     assert!(seen.iter().any(
         |e| matches!(e, Event::Export(r) if r.listener == "lis" && r.address == "127.0.0.1:5555")
     ));
@@ -51,12 +58,22 @@ async fn handshake_then_requests_flow_both_ways() {
         ]
     );
     let entry = logs(&seen)[0];
-    assert_eq!((entry.app.as_str(), entry.version.as_str(), entry.node.as_str()), ("app", "dep-1", "node-1"));
+    assert_eq!(
+        (
+            entry.app.as_str(),
+            entry.version.as_str(),
+            entry.node.as_str()
+        ),
+        ("app", "dep-1", "node-1")
+    );
 
     // Envelope -> weavelet.
-    within("update components", envelope.update_components(vec!["a".into(), "b".into()]))
-        .await
-        .expect("update components");
+    within(
+        "update components",
+        envelope.update_components(vec!["a".into(), "b".into()]),
+    )
+    .await
+    .expect("update components");
     seen.extend(events.until_log("components: a,b").await);
     let routing = RoutingInfo {
         component: "x::Y".into(),
@@ -66,28 +83,38 @@ async fn handshake_then_requests_flow_both_ways() {
         .await
         .expect("update routing");
     seen.extend(events.until_log("routing: x::Y local=false").await);
-    let health = within("health", envelope.get_health()).await.expect("health");
+    let health = within("health", envelope.get_health())
+        .await
+        .expect("health");
     assert_eq!(health, HealthStatus::Healthy);
-    let metrics = within("metrics", envelope.get_metrics()).await.expect("metrics");
+    let metrics = within("metrics", envelope.get_metrics())
+        .await
+        .expect("metrics");
     assert_eq!(metrics.defs[0].name, "fake_calls");
     assert_eq!(metrics.values[0].value, 7.0);
     within("load", envelope.get_load()).await.expect("load");
-    let profile = within("profile", envelope.get_profile(GetProfileRequest::default()))
-        .await
-        .expect("profile");
+    let profile = within(
+        "profile",
+        envelope.get_profile(GetProfileRequest::default()),
+    )
+    .await
+    .expect("profile");
     assert_eq!(profile, b"fake profile");
 
     envelope.kill();
     within("wait", envelope.wait()).await.expect("wait");
     seen.extend(events.now());
     assert_eq!(messages(&seen, "stderr"), ["stderr line"]);
-    assert_eq!(messages(&seen, "stdout"), ["stdout 0", "stdout 1", "stdout 2"]);
+    assert_eq!(
+        messages(&seen, "stdout"),
+        ["stdout 0", "stdout 1", "stdout 2"]
+    );
 }
 
 #[tokio::test]
 async fn handler_errors_reach_the_weavelet_as_text() {
     trace_init();
-    let (handler, mut events) = recorder_with(Some("address 127.0.0.1:5555 in use".into()));
+    let (handler, mut events) = recorder_with(Export::Fail("address 127.0.0.1:5555 in use".into()));
     let envelope = within("start", Envelope::start(fake("normal"), args(), handler))
         .await
         .expect("start");
@@ -100,10 +127,35 @@ async fn handler_errors_reach_the_weavelet_as_text() {
     within("wait", envelope.wait()).await.expect("wait");
 }
 
+#[tokio::test]
+async fn a_panicking_handler_still_answers_and_the_envelope_goes_on() {
+    trace_init();
+    let (handler, mut events) = recorder_with(Export::Panic);
+    let envelope = within("start", Envelope::start(fake("normal"), args(), handler))
+        .await
+        .expect("start");
+    let seen = events.until_log("requests done").await;
+    assert!(
+        messages(&seen, "fake")
+            .contains(&"export: error: the deployer failed while handling the request"),
+        "{seen:?}"
+    );
+    let health = within("health", envelope.get_health())
+        .await
+        .expect("health");
+    assert_eq!(health, HealthStatus::Healthy);
+    envelope.kill();
+    within("wait", envelope.wait()).await.expect("wait");
+}
+
 /// The process group of `pid`, from /proc/<pid>/stat.
 fn process_group(pid: u32) -> u32 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     // The command name may hold spaces; fields resume after its ')'.
     let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    rest.split(' ').nth(2).expect("pgrp").parse().expect("number")
+    rest.split(' ')
+        .nth(2)
+        .expect("pgrp")
+        .parse()
+        .expect("number")
 }

@@ -18,7 +18,8 @@ struct MemChild {
 
 impl MemChild {
     fn end(&self, exit: Exit) {
-        self.exit.send_if_modified(|slot| slot.is_none() && slot.replace(exit).is_none());
+        self.exit
+            .send_if_modified(|slot| slot.is_none() && slot.replace(exit).is_none());
     }
 }
 
@@ -39,7 +40,10 @@ impl Child for MemChild {
 
     async fn wait(&mut self) -> io::Result<Exit> {
         let mut rx = self.exit.subscribe();
-        let exit = rx.wait_for(Option::is_some).await.map_err(io::Error::other)?;
+        let exit = rx
+            .wait_for(Option::is_some)
+            .await
+            .map_err(io::Error::other)?;
         Ok(exit.expect("checked by wait_for"))
     }
 }
@@ -74,15 +78,31 @@ async fn in_memory_child_speaks_the_same_protocol() {
             pid: 42,
             components: Vec::new(),
         };
-        conn.send(WeaveletMsg { msg: Some(weavelet_msg::Msg::WeaveletInfo(info)), ..Default::default() })
-            .expect("send info");
-        let entry = LogEntry { msg: "hello from memory".into(), ..Default::default() };
-        let batch = LogEntryBatch { entries: vec![entry] };
-        conn.send(WeaveletMsg { msg: Some(weavelet_msg::Msg::LogEntryBatch(batch)), ..Default::default() })
-            .expect("send log");
+        conn.send(WeaveletMsg {
+            msg: Some(weavelet_msg::Msg::WeaveletInfo(info)),
+            ..Default::default()
+        })
+        .expect("send info");
+        let entry = LogEntry {
+            msg: "hello from memory".into(),
+            ..Default::default()
+        };
+        let batch = LogEntryBatch {
+            entries: vec![entry],
+        };
+        conn.send(WeaveletMsg {
+            msg: Some(weavelet_msg::Msg::LogEntryBatch(batch)),
+            ..Default::default()
+        })
+        .expect("send log");
         while let Some(req) = incoming.recv().await {
-            let reply = GetHealthReply { status: HealthStatus::Unhealthy.into() };
-            let reply = WeaveletMsg { msg: Some(weavelet_msg::Msg::GetHealthReply(reply)), ..Default::default() };
+            let reply = GetHealthReply {
+                status: HealthStatus::Unhealthy.into(),
+            };
+            let reply = WeaveletMsg {
+                msg: Some(weavelet_msg::Msg::GetHealthReply(reply)),
+                ..Default::default()
+            };
             conn.reply(req.id, reply).expect("reply");
         }
         exit.send_replace(Some(Exit::from_code(0)));
@@ -90,17 +110,24 @@ async fn in_memory_child_speaks_the_same_protocol() {
 
     let (handler, mut events) = recorder();
     let config = Config::new("in-memory");
-    let envelope = within("start", Envelope::start_child(child, io, config, args(), handler))
-        .await
-        .expect("start");
+    let envelope = within(
+        "start",
+        Envelope::start_child(child, io, config, args(), handler),
+    )
+    .await
+    .expect("start");
     assert_eq!(envelope.pid(), 42, "falls back to the reported pid");
-    let health = within("health", envelope.get_health()).await.expect("health");
+    let health = within("health", envelope.get_health())
+        .await
+        .expect("health");
     assert_eq!(health, HealthStatus::Unhealthy);
     // Dropping a clone-holding handle does not matter; dropping the envelope
     // closes the pipe, and the weavelet exits.
     let handle = envelope.handle().clone();
     drop(envelope);
-    within("weavelet exit", weavelet).await.expect("weavelet task");
+    within("weavelet exit", weavelet)
+        .await
+        .expect("weavelet task");
     assert!(handle.is_closed() || within("close", handle.get_health()).await.is_err());
     assert_eq!(messages(&events.now(), ""), ["hello from memory"]);
 }

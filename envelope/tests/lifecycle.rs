@@ -35,7 +35,9 @@ async fn kill_reports_sigkill() {
     envelope.kill();
     let exit = within("wait", envelope.wait()).await.expect("exit");
     assert_eq!(exit.to_string(), "killed by signal 9 (SIGKILL)");
-    let err = envelope.get_health().await.expect_err("weavelet is gone");
+    let err = within("health", envelope.get_health())
+        .await
+        .expect_err("weavelet is gone");
     assert!(err.to_string().starts_with("GetHealth request"), "{err}");
 }
 
@@ -52,9 +54,9 @@ async fn dropping_the_envelope_closes_the_pipe_and_the_weavelet_exits() {
     let envelope = within("start", Envelope::start(config, args(), handler))
         .await
         .expect("start");
-    let pidfd = pidfd(envelope.pid()).expect("pidfd");
+    let weavelet = Process::open(envelope.pid()).expect("pidfd");
     drop(envelope);
-    exited(&pidfd).await;
+    weavelet.exited().await;
     assert_eq!(std::fs::read_to_string(&eof_file).expect("eof file"), "eof");
 }
 
@@ -82,7 +84,9 @@ async fn weavelets_outlive_the_thread_that_started_them() {
         }
     })
     .await;
-    let health = within("health", envelope.get_health()).await.expect("still alive");
+    let health = within("health", envelope.get_health())
+        .await
+        .expect("still alive");
     assert_eq!(health, HealthStatus::Healthy);
     envelope.kill();
     within("wait", envelope.wait()).await.expect("wait");
@@ -93,21 +97,29 @@ async fn weavelets_die_with_their_deployer() {
     trace_init();
     // The fake, as a deployer, runs another fake that ignores end of stream
     // on its pipe: only the parent-death signal can end it.
-    let mut deployer = Command::new(FAKE)
-        .env("FAKE_MODE", "deployer")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn deployer");
-    let stdout = deployer.stdout.take().expect("stdout");
+    let mut deployer = Reaped(
+        Command::new(FAKE)
+            .env("FAKE_MODE", "deployer")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn deployer"),
+    );
+    let stdout = deployer.0.stdout.take().expect("stdout");
     let line = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).map(|_| line)
     });
-    let line = within("weavelet pid", line).await.expect("join").expect("read");
-    let pid: u32 = line.trim().parse().unwrap_or_else(|_| panic!("pid line {line:?}"));
-    let weavelet = pidfd(pid).expect("pidfd");
-    deployer.kill().expect("kill deployer");
-    deployer.wait().expect("reap deployer");
-    exited(&weavelet).await;
+    let line = within("weavelet pid", line)
+        .await
+        .expect("join")
+        .expect("read");
+    let pid: u32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("pid line {line:?}"));
+    let weavelet = Process::open(pid).expect("pidfd");
+    deployer.0.kill().expect("kill deployer");
+    deployer.0.wait().expect("reap deployer");
+    weavelet.exited().await;
 }

@@ -24,7 +24,11 @@ async fn every_line_is_delivered_before_the_exit_is_reported() {
     // Everything must be there already: no waiting after wait().
     let seen = events.now();
     let stdout = messages(&seen, "stdout");
-    assert_eq!(stdout.len(), LINES, "stdout lines delivered before the exit");
+    assert_eq!(
+        stdout.len(),
+        LINES,
+        "stdout lines delivered before the exit"
+    );
     for (i, line) in stdout.iter().enumerate() {
         assert_eq!(*line, format!("line {i}"), "line {i} out of order");
     }
@@ -59,15 +63,18 @@ async fn exit_waits_for_a_slow_handler() {
     let envelope = within("start", Envelope::start(config, args(), handler))
         .await
         .expect("start");
-    let child = pidfd(envelope.pid()).expect("pidfd");
+    let child = Process::open(envelope.pid()).expect("pidfd");
     let envelope = std::sync::Arc::new(envelope);
     let waiter = tokio::spawn({
         let envelope = envelope.clone();
         async move { envelope.wait().await }
     });
-    exited(&child).await;
+    child.exited().await;
     tokio::task::yield_now().await;
-    assert!(!waiter.is_finished(), "exit reported before the output was handled");
+    assert!(
+        !waiter.is_finished(),
+        "exit reported before the output was handled"
+    );
 
     gate.send_replace(true);
     let exit = within("wait", waiter).await.expect("join").expect("exit");
@@ -75,6 +82,9 @@ async fn exit_waits_for_a_slow_handler() {
     let seen = events.now();
     assert_eq!(messages(&seen, "stdout").len(), LINES);
     assert_eq!(messages(&seen, "fake").len(), BATCHES);
-    let last: Vec<&LogEntry> = logs(&seen).into_iter().filter(|e| e.component == "stdout").collect();
+    let last: Vec<&LogEntry> = logs(&seen)
+        .into_iter()
+        .filter(|e| e.component == "stdout")
+        .collect();
     assert_eq!(last.last().map(|e| e.msg.as_str()), Some("line 1999"));
 }

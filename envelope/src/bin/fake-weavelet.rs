@@ -281,11 +281,12 @@ async fn drive(conn: WeaveletConn, args: WeaveletArgs) {
         Ok(_) => "activate: ok".into(),
         Err(e) => format!("activate: error: {e}"),
     });
-    let address = weavelet_msg::Msg::GetListenerAddressReq(GetListenerAddressRequest {
-        name: "lis".into(),
-    });
+    let address =
+        weavelet_msg::Msg::GetListenerAddressReq(GetListenerAddressRequest { name: "lis".into() });
     log(match call(&conn, address).await {
-        Ok(envelope_msg::Msg::GetListenerAddressReply(r)) => format!("listener address: {}", r.address),
+        Ok(envelope_msg::Msg::GetListenerAddressReply(r)) => {
+            format!("listener address: {}", r.address)
+        }
         other => format!("listener address: unexpected {other:?}"),
     });
     let export = weavelet_msg::Msg::ExportListenerReq(ExportListenerRequest {
@@ -293,7 +294,9 @@ async fn drive(conn: WeaveletConn, args: WeaveletArgs) {
         address: "127.0.0.1:5555".into(),
     });
     log(match call(&conn, export).await {
-        Ok(envelope_msg::Msg::ExportListenerReply(r)) => format!("proxy address: {}", r.proxy_address),
+        Ok(envelope_msg::Msg::ExportListenerReply(r)) => {
+            format!("proxy address: {}", r.proxy_address)
+        }
         Ok(other) => format!("export: unexpected {other:?}"),
         Err(e) => format!("export: error: {e}"),
     });
@@ -322,7 +325,10 @@ async fn serve(conn: &WeaveletConn, incoming: &mut Incoming<EnvelopeMsg>, args: 
     while let Some(msg) = incoming.recv().await {
         let reply = match msg.msg {
             Some(In::UpdateComponentsReq(r)) => {
-                let _ = conn.send(log_msg(args, format!("components: {}", r.components.join(","))));
+                let _ = conn.send(log_msg(
+                    args,
+                    format!("components: {}", r.components.join(",")),
+                ));
                 Out::UpdateComponentsReply(UpdateComponentsReply {})
             }
             Some(In::UpdateRoutingInfoReq(r)) => {
@@ -335,19 +341,7 @@ async fn serve(conn: &WeaveletConn, incoming: &mut Incoming<EnvelopeMsg>, args: 
                 status: HealthStatus::Healthy.into(),
             }),
             Some(In::GetMetricsReq(_)) => Out::GetMetricsReply(GetMetricsReply {
-                update: Some(MetricUpdate {
-                    defs: vec![MetricDef {
-                        id: 1,
-                        name: "fake_calls".into(),
-                        typ: MetricType::Counter.into(),
-                        ..Default::default()
-                    }],
-                    values: vec![MetricValue {
-                        id: 1,
-                        value: 7.0,
-                        counts: Vec::new(),
-                    }],
-                }),
+                update: Some(metrics()),
             }),
             Some(In::GetLoadReq(_)) => Out::GetLoadReply(GetLoadReply::default()),
             Some(In::GetProfileReq(_)) => Out::GetProfileReply(GetProfileReply {
@@ -363,6 +357,23 @@ async fn serve(conn: &WeaveletConn, incoming: &mut Incoming<EnvelopeMsg>, args: 
             ..Default::default()
         };
         let _ = conn.reply(msg.id, reply);
+    }
+}
+
+/// One counter, always 7.
+fn metrics() -> MetricUpdate {
+    MetricUpdate {
+        defs: vec![MetricDef {
+            id: 1,
+            name: "fake_calls".into(),
+            typ: MetricType::Counter.into(),
+            ..Default::default()
+        }],
+        values: vec![MetricValue {
+            id: 1,
+            value: 7.0,
+            counts: Vec::new(),
+        }],
     }
 }
 

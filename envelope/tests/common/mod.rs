@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +23,7 @@ pub(crate) const STEP: Duration = Duration::from_secs(20);
 pub(crate) fn trace_init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
@@ -63,11 +62,17 @@ pub(crate) enum Event {
     Export(ExportListenerRequest),
 }
 
+/// How a [`Recorder`] answers ExportListener.
+pub(crate) enum Export {
+    Ok,
+    Fail(String),
+    Panic,
+}
+
 /// A handler that records everything into a channel.
 pub(crate) struct Recorder {
     tx: mpsc::UnboundedSender<Event>,
-    /// If set, export_listener fails with this text.
-    export_error: Option<String>,
+    export: Export,
     /// If set, log batches wait until it holds `true`.
     gate: Option<watch::Receiver<bool>>,
 }
@@ -78,14 +83,14 @@ pub(crate) struct Events {
 }
 
 pub(crate) fn recorder() -> (Arc<Recorder>, Events) {
-    recorder_with(None)
+    recorder_with(Export::Ok)
 }
 
-pub(crate) fn recorder_with(export_error: Option<String>) -> (Arc<Recorder>, Events) {
+pub(crate) fn recorder_with(export: Export) -> (Arc<Recorder>, Events) {
     let (tx, rx) = mpsc::unbounded_channel();
     let recorder = Recorder {
         tx,
-        export_error,
+        export,
         gate: None,
     };
     (Arc::new(recorder), Events { rx })
@@ -98,7 +103,7 @@ pub(crate) fn gated_recorder() -> (Arc<Recorder>, Events, watch::Sender<bool>) {
     let (gate_tx, gate) = watch::channel(false);
     let recorder = Recorder {
         tx,
-        export_error: None,
+        export: Export::Ok,
         gate: Some(gate),
     };
     (Arc::new(recorder), Events { rx }, gate_tx)
@@ -138,12 +143,13 @@ impl EnvelopeHandler for Recorder {
         req: ExportListenerRequest,
     ) -> Result<ExportListenerReply, HandlerError> {
         let _ = self.tx.send(Event::Export(req));
-        match &self.export_error {
-            Some(text) => Err(HandlerError::new(text.clone())),
-            None => Ok(ExportListenerReply {
+        match &self.export {
+            Export::Ok => Ok(ExportListenerReply {
                 proxy_address: "127.0.0.1:9999".into(),
                 error: String::new(),
             }),
+            Export::Fail(text) => Err(HandlerError::new(text.clone())),
+            Export::Panic => panic!("deliberate handler panic (expected by the test)"),
         }
     }
 
@@ -218,28 +224,66 @@ pub(crate) fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// A pidfd for `pid`: readable once the process has exited.
-#[allow(unsafe_code)]
-pub(crate) fn pidfd(pid: u32) -> io::Result<AsyncFd<OwnedFd>> {
-    let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
-    // or -1; it touches no memory of ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = i32::try_from(fd).map_err(io::Error::other)?;
-    // SAFETY: `fd` was just returned by pidfd_open, so it is open and ours.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open
-    // and the same until the AsyncFd is dropped.
-    unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))
+/// A process watched through a pidfd, which names it even after its pid is
+/// reused. Dropping it kills the process, so a failing test leaves nothing
+/// behind.
+pub(crate) struct Process {
+    pidfd: AsyncFd<OwnedFd>,
 }
 
-/// Waits until the process behind `pidfd` has exited.
-pub(crate) async fn exited(pidfd: &AsyncFd<OwnedFd>) {
-    within("process exit", pidfd.readable())
-        .await
-        .expect("poll pidfd")
-        .retain_ready();
+impl Process {
+    /// Opens a pidfd for `pid`.
+    #[allow(unsafe_code)]
+    pub(crate) fn open(pid: u32) -> io::Result<Self> {
+        let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new
+        // descriptor or -1; it touches no memory of ours.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = i32::try_from(fd).map_err(io::Error::other)?;
+        // SAFETY: `fd` was just returned by pidfd_open, so it is open and ours.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open
+        // and the same until the AsyncFd is dropped.
+        let pidfd =
+            unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Self { pidfd })
+    }
+
+    /// Waits until the process has exited.
+    pub(crate) async fn exited(&self) {
+        within("process exit", self.pidfd.readable())
+            .await
+            .expect("poll pidfd")
+            .retain_ready();
+    }
+}
+
+impl Drop for Process {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: pidfd_send_signal takes our open pidfd, a signal number, a
+        // null siginfo and flags; it fails harmlessly if the process is gone.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+}
+
+/// A child process killed and reaped when dropped.
+pub(crate) struct Reaped(pub(crate) std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
