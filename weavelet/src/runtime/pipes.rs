@@ -58,6 +58,15 @@ fn fd_from_env(var: &str) -> Result<OwnedFd> {
             "{var}={fd} does not name an open descriptor"
         )));
     }
+    // The descriptor arrived without close-on-exec (dup2 clears it); set it,
+    // or the app's own subprocesses would hold the control pipe open.
+    // SAFETY: F_SETFD only changes the descriptor's flags.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(Error::construction(format!(
+            "{var}={fd}: cannot set close-on-exec: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
     // SAFETY: the envelope opened this descriptor for us and nothing else in
     // the process owns it; we checked above that it is open. It is taken
     // exactly once, at startup.
