@@ -79,8 +79,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::component::{
-        Builder, Handle, Implementation, Instance, Interface, MethodInfo, Registration, Target,
-        Transport, Wrap,
+        Builder, DispatchFn, Handle, Implementation, Instance, Interface, MethodInfo, Registration,
+        Target, Transport, Wrap,
     };
     pub use crate::routing::route_key;
     pub use crate::BoxFuture;
