@@ -118,7 +118,7 @@ fn deploy(path: PathBuf) -> anyhow::Result<Outcome> {
             _ = sigterm.recv() => Outcome::Signal(15),
             e = deployment.failed() => {
                 deployment.shutdown(GRACE).await;
-                let msg = crate::error_chain(&*e);
+                let msg = weaver_babysitter::deploy::error_chain(&*e);
                 eprintln!("Application {app} error: {msg}");
                 return Ok(Outcome::Failed);
             }

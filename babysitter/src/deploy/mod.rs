@@ -7,7 +7,7 @@
 //! proxy at once and, unless the restart policy is `never`, restarted with
 //! backoff.
 
-mod handler;
+pub(crate) mod handler;
 mod logs;
 mod routing;
 mod state;
@@ -35,6 +35,7 @@ use crate::status::{ComponentStatus, ListenerStatus, ReplicaStatus, Status, Stat
 use crate::Config;
 
 pub use self::error::DeployError;
+pub use self::handler::error_chain;
 
 mod error;
 
