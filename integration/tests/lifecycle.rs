@@ -192,3 +192,19 @@ async fn a_listener_address_in_use_stops_the_deployment() -> anyhow::Result<()> 
     drop(taken);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_never_stops_the_deployment_when_a_replica_dies() -> anyhow::Result<()> {
+    let mut d = Deployment::start(&config("probe", &bins().bin("probe"), "[multi]\nrestart = \"never\"")).await?;
+    d.ready().await?;
+    let addr = d.listener("http").await?;
+    let worker: u32 = http_get(&addr, "/worker?key=a").await?.1.parse()?;
+    let kids = d.children();
+    kill9(worker);
+    assert_eq!(d.wait().await?, 1);
+    let stderr = d.stderr.all().join("\n");
+    assert!(stderr.contains(&format!("(pid {worker}) exited: killed by signal 9 (SIGKILL)")), "{stderr}");
+    assert!(stderr.contains("restart = \"never\" stops the deployment"), "{stderr}");
+    wait_gone(&kids, Duration::from_secs(5)).await?;
+    Ok(())
+}

@@ -168,3 +168,37 @@ async fn status_on_an_empty_machine_prints_empty_tables() -> anyhow::Result<()> 
     assert!(text.contains("DEPLOYMENTS") && text.contains("COMPONENTS") && text.contains("LISTENERS"), "{text}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_run_directly_listens_where_its_config_says() -> anyhow::Result<()> {
+    let dir = TempDir::new("weaver-single")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let cfg = dir.path().join("weaver.toml");
+    std::fs::write(
+        &cfg,
+        format!("[serviceweaver]\nname = \"hello\"\n\n[single]\nlisteners.hello = {{ address = \"127.0.0.1:{port}\" }}\n"),
+    )?;
+    let mut app = tokio::process::Command::new(bins().bin("hello"))
+        .env("SERVICEWEAVER_CONFIG", &cfg)
+        .env("WEAVER_DATA_DIR", dir.path())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut err = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(app.stderr.take().expect("stderr")));
+    let mut seen = Vec::new();
+    loop {
+        let line = tokio::time::timeout(weaver_integration::DEADLINE, err.next_line()).await??;
+        let Some(line) = line else { anyhow::bail!("hello exited: {seen:?}") };
+        seen.push(line.clone());
+        if line.contains("hello listener available") {
+            assert!(line.contains(&format!("address=\"127.0.0.1:{port}\"")), "{line}");
+            break;
+        }
+    }
+    // The app/deployment box came first, then pretty log lines.
+    assert!(seen.iter().any(|l| l.contains("app        : hello")), "{seen:?}");
+    let (status, body) = http_get(&format!("127.0.0.1:{port}"), "/hello?name=Weaver").await?;
+    assert_eq!((status, body.as_str()), (200, "Hello, revaeW!"));
+    app.kill().await?;
+    Ok(())
+}

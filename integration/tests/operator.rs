@@ -172,3 +172,26 @@ async fn single_status_lists_apps_run_directly() -> anyhow::Result<()> {
     assert!(!text.contains(&pid.to_string()), "{text}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_refuses_while_running_and_deletes_after() -> anyhow::Result<()> {
+    let mut d = Deployment::start(&config("hello", &bins().bin("hello"), "")).await?;
+    d.ready().await?;
+    let out = d.weaver(&["multi", "purge", "--force"]).await?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)?.contains("still running"));
+    d.signal(Signal::SIGINT);
+    assert_eq!(d.wait().await?, 130);
+    let logs = d.data.path().join("logs");
+    assert!(logs.exists());
+    // Without --force and without a "yes", nothing is deleted.
+    let out = d.weaver(&["multi", "purge"]).await?;
+    assert!(!out.status.success());
+    assert!(logs.exists());
+    let out = d.weaver(&["multi", "purge", "--force"]).await?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!logs.exists());
+    let out = d.weaver(&["multi", "logs"]).await?;
+    assert!(out.status.success() && out.stdout.is_empty());
+    Ok(())
+}

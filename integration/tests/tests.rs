@@ -2,6 +2,7 @@
 //!
 //! One test binary (see STYLE.md): modules are prefixed by area.
 
+mod deps;
 mod examples;
 mod lifecycle;
 mod multi_deploy;
