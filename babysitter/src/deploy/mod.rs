@@ -335,8 +335,9 @@ impl Shared {
     }
 
     /// Spawns one replica of `group`, tells it what to host and adds it to
-    /// routing.
-    pub(crate) async fn start_replica(&self, group: &str, index: u32) -> Result<Arc<Envelope>, DeployError> {
+    /// routing; pushes the new routing if `push` (a group starting all its
+    /// replicas pushes once, when all are up, so routed keys do not move).
+    pub(crate) async fn start_replica(&self, group: &str, index: u32, push: bool) -> Result<Arc<Envelope>, DeployError> {
         let args = self.weavelet_args(group, index);
         let weavelet_id = args.id.clone();
         let handler = Arc::new(ReplicaHandler::new(self.this.clone(), group.to_string()));
@@ -369,7 +370,9 @@ impl Shared {
             listeners: Vec::new(),
         };
         self.lock_state().group_mut(group).add_replica(replica);
-        self.push_group_routing(group).await;
+        if push {
+            self.push_group_routing(group).await;
+        }
         Ok(envelope)
     }
 
@@ -387,7 +390,7 @@ impl Shared {
 
     /// Pushes the routing of every started component of `group` to its
     /// subscribers.
-    async fn push_group_routing(&self, group: &str) {
+    pub(crate) async fn push_group_routing(&self, group: &str) {
         let pushes = self.lock_state().group_pushes(group);
         let mut seen = std::collections::BTreeSet::new();
         for (_, info) in &pushes {

@@ -18,7 +18,7 @@ const MAX_CRASHES: u32 = 3;
 /// Starts every replica of `group` at once, then supervises each.
 pub(super) async fn start_group(shared: Arc<Shared>, group: String) -> Result<(), DeployError> {
     let n = u32::try_from(shared.config.replicas()).unwrap_or(u32::MAX);
-    let starts = (0..n).map(|i| shared.start_replica(&group, i));
+    let starts = (0..n).map(|i| shared.start_replica(&group, i, false));
     let results = futures_util::future::join_all(starts).await;
     let mut first_err = None;
     let mut started = Vec::new();
@@ -39,6 +39,7 @@ pub(super) async fn start_group(shared: Arc<Shared>, group: String) -> Result<()
         stop_all(&envs, Duration::from_millis(500)).await;
         return Err(e);
     }
+    shared.push_group_routing(&group).await;
     shared.system_log("info", &format!("group {group} started with {n} replica(s)"));
     for (i, env) in started {
         tokio::spawn(supervise(shared.clone(), group.clone(), i, env));
@@ -92,7 +93,7 @@ async fn restart(shared: &Arc<Shared>, group: &str, index: u32, crashes: &mut u3
         if shared.is_shutting_down() {
             return None;
         }
-        match shared.start_replica(group, index).await {
+        match shared.start_replica(group, index, true).await {
             Ok(env) => {
                 shared.system_log("info", &format!("replica {index} of group {group} restarted (pid {})", env.pid()));
                 return Some(env);
