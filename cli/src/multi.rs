@@ -77,7 +77,12 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
         Command::Deploy { config } => deploy(config),
         Command::Status => status(),
-        Command::Logs { query, follow, format, system } => logs(query.as_deref(), follow, format, system),
+        Command::Logs {
+            query,
+            follow,
+            format,
+            system,
+        } => logs(query.as_deref(), follow, format, system),
         Command::Purge { force } => purge(force),
         Command::Version => {
             println!("{}", crate::version());
@@ -138,9 +143,16 @@ fn handshake_timeout() -> anyhow::Result<Duration> {
     let parsed = if let Some(ms) = text.strip_suffix("ms") {
         ms.parse::<u64>().ok().map(Duration::from_millis)
     } else {
-        text.strip_suffix('s').and_then(|s| s.parse::<f64>().ok()).map(Duration::from_secs_f64)
+        text.strip_suffix('s')
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(Duration::from_secs_f64)
     };
-    parsed.ok_or_else(|| UsageError(format!("WEAVER_HANDSHAKE_TIMEOUT={text:?} is not a duration like 2s or 500ms")).into())
+    parsed.ok_or_else(|| {
+        UsageError(format!(
+            "WEAVER_HANDSHAKE_TIMEOUT={text:?} is not a duration like 2s or 500ms"
+        ))
+        .into()
+    })
 }
 
 fn status() -> anyhow::Result<Outcome> {
@@ -157,13 +169,20 @@ fn status() -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn logs(query: Option<&str>, follow: bool, format: LogFormat, system: bool) -> anyhow::Result<Outcome> {
+fn logs(
+    query: Option<&str>,
+    follow: bool,
+    format: LogFormat,
+    system: bool,
+) -> anyhow::Result<Outcome> {
     // Check the query before reading anything.
     let query = weaver_logs::Query::parse(query.unwrap_or(""), system)
         .map_err(|e| UsageError(e.to_string()))?;
     let dir = registry::data_dir()?.join("logs");
     let format = match format {
-        LogFormat::Pretty => weaver_logs::Format::Pretty { color: status::color_enabled() },
+        LogFormat::Pretty => weaver_logs::Format::Pretty {
+            color: status::color_enabled(),
+        },
         LogFormat::Json => weaver_logs::Format::Json,
     };
     let mut printer = weaver_logs::Printer::new(std::io::stdout().lock(), format);
@@ -189,7 +208,10 @@ fn purge(force: bool) -> anyhow::Result<Outcome> {
     let registry = Registry::open_default()?;
     let live = runtime()?.block_on(registry.live(Duration::from_secs(2)))?;
     if !live.is_empty() {
-        let ids: Vec<_> = live.iter().map(|d| d.registration.deployment_id.clone()).collect();
+        let ids: Vec<_> = live
+            .iter()
+            .map(|d| d.registration.deployment_id.clone())
+            .collect();
         anyhow::bail!(
             "{} deployment(s) still running ({}); stop them with ctrl-c first",
             ids.len(),
@@ -226,5 +248,3 @@ fn purge(force: bool) -> anyhow::Result<Outcome> {
     }
     Ok(Outcome::Ok)
 }
-
-

@@ -38,9 +38,12 @@ struct Record {
 pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
         Command::Status => {
-            let dir = weaver_babysitter::registry::data_dir()?.join("single").join("registry");
+            let dir = weaver_babysitter::registry::data_dir()?
+                .join("single")
+                .join("registry");
             let statuses: Vec<Status> = live_records(&dir).into_iter().map(to_status).collect();
-            let text = status::render_status(&statuses, crate::now_micros(), status::color_enabled());
+            let text =
+                status::render_status(&statuses, crate::now_micros(), status::color_enabled());
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;
             out.flush()?;
@@ -55,7 +58,9 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
 
 /// The registrations of live processes; removes those of dead ones.
 fn live_records(dir: &Path) -> Vec<Record> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut records = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
@@ -77,7 +82,9 @@ fn live_records(dir: &Path) -> Vec<Record> {
 }
 
 fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
     !matches!(
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
         Err(nix::errno::Errno::ESRCH)
@@ -85,12 +92,19 @@ fn process_exists(pid: u32) -> bool {
 }
 
 fn to_status(r: Record) -> Status {
-    let replica = ReplicaStatus { pid: r.pid, weavelet_id: r.deployment_id.clone() };
+    let replica = ReplicaStatus {
+        pid: r.pid,
+        weavelet_id: r.deployment_id.clone(),
+    };
     Status {
         components: r
             .components
             .iter()
-            .map(|c| ComponentStatus { name: c.clone(), group: c.clone(), replicas: vec![replica.clone()] })
+            .map(|c| ComponentStatus {
+                name: c.clone(),
+                group: c.clone(),
+                replicas: vec![replica.clone()],
+            })
             .collect(),
         listeners: r
             .listeners

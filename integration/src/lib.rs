@@ -44,13 +44,23 @@ pub fn bins() -> &'static Bins {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let status = std::process::Command::new(cargo)
             .args(["build", "--quiet", "--bins"])
-            .args(["-p", "weaver-cli", "-p", "hello", "-p", "weaver-integration"])
+            .args([
+                "-p",
+                "weaver-cli",
+                "-p",
+                "hello",
+                "-p",
+                "weaver-integration",
+            ])
             .args(extra_packages())
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build of the test binaries failed");
         let dir = target_dir().join("debug");
-        Bins { weaver: dir.join("weaver"), dir }
+        Bins {
+            weaver: dir.join("weaver"),
+            dir,
+        }
     })
 }
 
@@ -58,7 +68,10 @@ pub fn bins() -> &'static Bins {
 fn extra_packages() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut args = Vec::new();
-    for (dir, pkg) in [("examples/shop", "example-shop"), ("examples/custom-deployer", "custom-deployer")] {
+    for (dir, pkg) in [
+        ("examples/shop", "example-shop"),
+        ("examples/custom-deployer", "custom-deployer"),
+    ] {
         if root.join(dir).join("Cargo.toml").exists() {
             args.push("-p".to_string());
             args.push(pkg.to_string());
@@ -86,7 +99,8 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     /// A new, empty directory.
     pub fn new(prefix: &str) -> anyhow::Result<TempDir> {
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), unique()));
+        let dir =
+            std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir)?;
         Ok(TempDir(dir))
     }
@@ -127,21 +141,34 @@ impl Lines {
     }
 
     /// Waits until a line satisfies `pred` and returns it.
-    pub async fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> anyhow::Result<String> {
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let notified = self.more.notified();
             if let Some(l) = self.all().into_iter().find(|l| pred(l)) {
                 return Ok(l);
             }
-            if tokio::time::timeout_at(deadline.into(), notified).await.is_err() {
-                bail!("timed out waiting for {what}; output so far:\n{}", self.all().join("\n"));
+            if tokio::time::timeout_at(deadline.into(), notified)
+                .await
+                .is_err()
+            {
+                bail!(
+                    "timed out waiting for {what}; output so far:\n{}",
+                    self.all().join("\n")
+                );
             }
         }
     }
 
     fn push(&self, line: String) {
-        self.lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
         self.more.notify_waiters();
     }
 }
@@ -195,7 +222,14 @@ impl Deployment {
         let (stdout, stderr) = (Arc::new(Lines::default()), Arc::new(Lines::default()));
         collect(child.stdout.take().context("stdout")?, stdout.clone());
         collect(child.stderr.take().context("stderr")?, stderr.clone());
-        Ok(Deployment { child: Some(child), pid, stdout, stderr, data, _config_dir: dir })
+        Ok(Deployment {
+            child: Some(child),
+            pid,
+            stdout,
+            stderr,
+            data,
+            _config_dir: dir,
+        })
     }
 
     /// The babysitter's pid.
@@ -229,7 +263,10 @@ impl Deployment {
     /// The address of listener `name`'s proxy, from the deployer's log.
     pub async fn listener(&self, name: &str) -> anyhow::Result<String> {
         let needle = format!("proxy for listener {name} listening on ");
-        let line = self.stdout.wait_for(&needle, |l| l.contains(&needle)).await?;
+        let line = self
+            .stdout
+            .wait_for(&needle, |l| l.contains(&needle))
+            .await?;
         let addr = line.rsplit(' ').next().context("address")?.to_string();
         Ok(addr)
     }
@@ -242,7 +279,10 @@ impl Deployment {
     /// Waits until the deployer reports group `group` started.
     pub async fn group_started(&self, group: &str) -> anyhow::Result<()> {
         let needle = format!("group {group} started with ");
-        self.stdout.wait_for(&needle, |l| l.contains(&needle)).await.map(|_| ())
+        self.stdout
+            .wait_for(&needle, |l| l.contains(&needle))
+            .await
+            .map(|_| ())
     }
 
     /// Sends `signal` to the babysitter.
@@ -254,9 +294,13 @@ impl Deployment {
     /// signal).
     pub async fn wait(&mut self) -> anyhow::Result<i32> {
         let child = self.child.as_mut().context("already waited")?;
-        let status = tokio::time::timeout(DEADLINE, child.wait()).await.context("babysitter did not exit")??;
+        let status = tokio::time::timeout(DEADLINE, child.wait())
+            .await
+            .context("babysitter did not exit")??;
         use std::os::unix::process::ExitStatusExt;
-        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 
     /// Runs `weaver <args>` against this deployment's data directory.
@@ -269,9 +313,15 @@ impl Drop for Deployment {
     fn drop(&mut self) {
         // Leave nothing behind, whatever the test did.
         let kids = children_of(self.pid);
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         for k in kids {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(k as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(k as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -304,10 +354,16 @@ pub fn pid_alive(pid: u32) -> bool {
 /// Pids whose parent is `parent`.
 pub fn children_of(parent: u32) -> Vec<u32> {
     let mut kids = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return kids };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return kids;
+    };
     for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         let ppid = stat_field(&stat, 1).and_then(|p| p.parse::<u32>().ok());
         let state = stat_field(&stat, 0);
         if ppid == Some(parent) && !matches!(state.as_deref(), Some("Z") | Some("X")) {
@@ -376,7 +432,8 @@ mod pidfd {
         let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
         // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open
         // and the same for as long as it is registered.
-        let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| anyhow::anyhow!("register pidfd: {e}"))?;
+        let fd =
+            unsafe { AsyncFd::register(fd) }.map_err(|e| anyhow::anyhow!("register pidfd: {e}"))?;
         let _ready = fd.readable().await?;
         Ok(())
     }
@@ -393,7 +450,10 @@ pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
     let status: u16 = head.split(' ').nth(1).context("no status")?.parse()?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -404,7 +464,9 @@ pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }

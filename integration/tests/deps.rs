@@ -8,13 +8,17 @@ use std::path::Path;
 #[test]
 fn workspace_edges_match_deps_txt() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let workspace: toml_lite::Table = toml_lite::parse(&std::fs::read_to_string(root.join("Cargo.toml"))?);
+    let workspace: toml_lite::Table =
+        toml_lite::parse(&std::fs::read_to_string(root.join("Cargo.toml"))?);
     let members = toml_lite::string_array(&workspace, "members");
     let mut packages = Vec::new();
     for m in &members {
         let text = std::fs::read_to_string(root.join(m).join("Cargo.toml"))?;
         let t = toml_lite::parse(&text);
-        packages.push((toml_lite::package_name(&t), toml_lite::dependency_names(&text)));
+        packages.push((
+            toml_lite::package_name(&t),
+            toml_lite::dependency_names(&text),
+        ));
     }
     let ours: BTreeSet<&str> = packages.iter().map(|(n, _)| n.as_str()).collect();
     let got: BTreeSet<String> = packages
@@ -30,7 +34,10 @@ fn workspace_edges_match_deps_txt() -> anyhow::Result<()> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(str::to_string)
         .collect();
-    assert_eq!(got, want, "workspace dependency edges changed; update deps.txt if intended");
+    assert_eq!(
+        got, want,
+        "workspace dependency edges changed; update deps.txt if intended"
+    );
     Ok(())
 }
 

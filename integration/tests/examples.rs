@@ -31,7 +31,10 @@ async fn shop_routes_keys_colocates_groups_and_reads_its_config() -> anyhow::Res
 
     // The config section reaches Pricing.
     let cfg = get_json(&addr, "/config").await?;
-    assert_eq!((cfg["currency"].as_str(), cfg["markup_percent"].as_u64()), (Some("EUR"), Some(10)));
+    assert_eq!(
+        (cfg["currency"].as_str(), cfg["markup_percent"].as_u64()),
+        (Some("EUR"), Some(10))
+    );
 
     // Colocated components share a process, on every call.
     for _ in 0..10 {
@@ -53,7 +56,11 @@ async fn shop_routes_keys_colocates_groups_and_reads_its_config() -> anyhow::Res
     for round in 0..3 {
         for (key, owner) in &owners {
             let got = get_json(&addr, &format!("/cache/get?key={key}")).await?;
-            assert_eq!(got["pid"].as_u64(), Some(*owner), "round {round}, key {key}: {got}");
+            assert_eq!(
+                got["pid"].as_u64(),
+                Some(*owner),
+                "round {round}, key {key}: {got}"
+            );
             assert!(got["value"].as_str().is_some(), "{got}");
         }
     }
@@ -76,8 +83,16 @@ async fn replicas_three_gives_three_processes_per_group() -> anyhow::Result<()> 
     assert_eq!(d.children().len(), 9, "{:?}", d.children());
     let out = d.weaver(&["multi", "status"]).await?;
     let text = String::from_utf8(out.stdout)?;
-    for comp in ["weaver::Main", "shop::Cache", "shop::Pricing", "shop::Inventory"] {
-        let row = text.lines().find(|l| l.contains(&format!(" {comp} "))).unwrap_or("");
+    for comp in [
+        "weaver::Main",
+        "shop::Cache",
+        "shop::Pricing",
+        "shop::Inventory",
+    ] {
+        let row = text
+            .lines()
+            .find(|l| l.contains(&format!(" {comp} ")))
+            .unwrap_or("");
         assert_eq!(row.matches(", ").count(), 2 * 2, "{comp}: {row}");
     }
     Ok(())
@@ -85,7 +100,9 @@ async fn replicas_three_gives_three_processes_per_group() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_custom_deployer_runs_hello() -> anyhow::Result<()> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = tokio::process::Command::new(bins().bin("custom-deployer"))
         .arg(bins().bin("hello"))
@@ -98,16 +115,24 @@ async fn the_custom_deployer_runs_hello() -> anyhow::Result<()> {
     // Ready once the app logs its listener.
     loop {
         let line = tokio::time::timeout(weaver_integration::DEADLINE, lines.next_line()).await??;
-        let Some(line) = line else { anyhow::bail!("custom-deployer exited early") };
+        let Some(line) = line else {
+            anyhow::bail!("custom-deployer exited early")
+        };
         if line.contains("hello listener available") {
             break;
         }
     }
-    assert_eq!(http_get(&addr, "/hello?name=Weaver").await?, (200, "Hello, revaeW!".to_string()));
+    assert_eq!(
+        http_get(&addr, "/hello?name=Weaver").await?,
+        (200, "Hello, revaeW!".to_string())
+    );
     let pid = child.id().unwrap_or(0);
     let kids = weaver_integration::children_of(pid);
     assert_eq!(kids.len(), 1, "one process runs every component");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )?;
     tokio::time::timeout(weaver_integration::DEADLINE, child.wait()).await??;
     weaver_integration::wait_gone(&kids, std::time::Duration::from_secs(5)).await?;
     Ok(())

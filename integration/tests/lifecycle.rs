@@ -26,9 +26,16 @@ async fn component_pids(d: &Deployment) -> anyhow::Result<BTreeMap<String, BTree
     let text = String::from_utf8(out.stdout)?;
     let start = text.find("COMPONENTS").unwrap_or(0);
     let mut map = BTreeMap::new();
-    for line in text[start..].lines().skip(4).take_while(|l| l.starts_with('│')) {
+    for line in text[start..]
+        .lines()
+        .skip(4)
+        .take_while(|l| l.starts_with('│'))
+    {
         let cells: Vec<&str> = line.trim_matches('│').split('│').map(str::trim).collect();
-        let pids = cells[3].split(", ").filter_map(|p| p.parse().ok()).collect();
+        let pids = cells[3]
+            .split(", ")
+            .filter_map(|p| p.parse().ok())
+            .collect();
         map.insert(cells[2].to_string(), pids);
     }
     Ok(map)
@@ -40,7 +47,10 @@ async fn the_proxy_spreads_requests_over_both_main_replicas() -> anyhow::Result<
     d.ready().await?;
     let addr = d.listener("hello").await?;
     assert_eq!(http_get(&addr, "/hello?name=warm").await?.0, 200);
-    let mains: Vec<u32> = component_pids(&d).await?["weaver::Main"].iter().copied().collect();
+    let mains: Vec<u32> = component_pids(&d).await?["weaver::Main"]
+        .iter()
+        .copied()
+        .collect();
     assert_eq!(mains.len(), 2);
     let before: Vec<u64> = mains.iter().map(|p| written(*p)).collect();
     for i in 0..1000 {
@@ -50,11 +60,19 @@ async fn the_proxy_spreads_requests_over_both_main_replicas() -> anyhow::Result<
     // Each request costs a Main replica the same bytes written (the
     // response and its Reverser call), so the shares of bytes are the
     // shares of requests.
-    let deltas: Vec<f64> = mains.iter().zip(&before).map(|(p, b)| (written(*p) - b) as f64).collect();
+    let deltas: Vec<f64> = mains
+        .iter()
+        .zip(&before)
+        .map(|(p, b)| (written(*p) - b) as f64)
+        .collect();
     let total: f64 = deltas.iter().sum();
     for (pid, d) in mains.iter().zip(&deltas) {
         let share = d / total;
-        assert!((0.4..=0.6).contains(&share), "replica {pid} served {:.0}% of requests", share * 100.0);
+        assert!(
+            (0.4..=0.6).contains(&share),
+            "replica {pid} served {:.0}% of requests",
+            share * 100.0
+        );
     }
     Ok(())
 }
@@ -64,8 +82,16 @@ async fn ctrl_c_finishes_in_flight_requests_then_removes_everything() -> anyhow:
     let mut d = Deployment::start(&config("probe", &bins().bin("probe"), "")).await?;
     d.ready().await?;
     let addr = d.listener("http").await?;
-    let banner = d.stdout.wait_for("deployment id", |l| l.contains("deployment : ")).await?;
-    let id = banner.split("deployment : ").nth(1).unwrap_or("").trim_end_matches(['│', ' ']).to_string();
+    let banner = d
+        .stdout
+        .wait_for("deployment id", |l| l.contains("deployment : "))
+        .await?;
+    let id = banner
+        .split("deployment : ")
+        .nth(1)
+        .unwrap_or("")
+        .trim_end_matches(['│', ' '])
+        .to_string();
     let runtime_dir = std::env::temp_dir().join(format!("weaver-{id}"));
     assert!(runtime_dir.exists(), "{}", runtime_dir.display());
     let kids = d.children();
@@ -75,15 +101,25 @@ async fn ctrl_c_finishes_in_flight_requests_then_removes_everything() -> anyhow:
         let addr = addr.clone();
         async move { http_get(&addr, "/slow?ms=1500").await }
     });
-    d.stdout.wait_for("the slow request", |l| l.contains("slow request started")).await?;
+    d.stdout
+        .wait_for("the slow request", |l| l.contains("slow request started"))
+        .await?;
     d.signal(Signal::SIGINT);
     let (status, body) = slow.await??;
     assert_eq!((status, body.as_str()), (200, "slept 1500"));
     assert_eq!(d.wait().await?, 130);
     wait_gone(&kids, Duration::from_secs(5)).await?;
-    assert!(!runtime_dir.exists(), "runtime dir left: {}", runtime_dir.display());
+    assert!(
+        !runtime_dir.exists(),
+        "runtime dir left: {}",
+        runtime_dir.display()
+    );
     let registry = d.data.path().join("multi/registry");
-    assert_eq!(std::fs::read_dir(&registry)?.count(), 0, "registration left");
+    assert_eq!(
+        std::fs::read_dir(&registry)?.count(),
+        0,
+        "registration left"
+    );
     Ok(())
 }
 
@@ -127,17 +163,33 @@ async fn a_killed_reverser_is_replaced_under_load_and_routing_moves_on() -> anyh
     });
     kill9(victim);
     let exited = format!("(pid {victim}) exited");
-    d.stdout.wait_for("the exit report", |l| l.contains(&exited)).await?;
-    d.stdout.wait_for("the restart", |l| l.contains("of group hello::Reverser restarted")).await?;
+    d.stdout
+        .wait_for("the exit report", |l| l.contains(&exited))
+        .await?;
+    d.stdout
+        .wait_for("the restart", |l| {
+            l.contains("of group hello::Reverser restarted")
+        })
+        .await?;
     let failures_during = load.await?;
     // Every call that hit the dead replica was retried on the other one.
-    assert_eq!(failures_during, 0, "requests failed while a replica was replaced");
+    assert_eq!(
+        failures_during, 0,
+        "requests failed while a replica was replaced"
+    );
 
     let new: BTreeSet<u32> = component_pids(&d).await?["hello::Reverser"].clone();
     assert_eq!(new.len(), 2);
     assert!(!new.contains(&victim));
     // Subscribers were pushed a newer routing version with both replicas.
-    let out = d.weaver(&["multi", "logs", "--system", r#"msg.startsWith("routing of hello::Reverser")"#]).await?;
+    let out = d
+        .weaver(&[
+            "multi",
+            "logs",
+            "--system",
+            r#"msg.startsWith("routing of hello::Reverser")"#,
+        ])
+        .await?;
     let versions: Vec<u64> = String::from_utf8(out.stdout)?
         .lines()
         .filter_map(|l| l.split("routing of hello::Reverser is now version ").nth(1))
@@ -182,12 +234,19 @@ async fn a_killed_main_replica_gets_no_more_traffic() -> anyhow::Result<()> {
 async fn a_listener_address_in_use_stops_the_deployment() -> anyhow::Result<()> {
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = taken.local_addr()?;
-    let text = config("hello", &bins().bin("hello"), &format!("[multi]\nlisteners.hello = {{ address = \"{addr}\" }}"));
+    let text = config(
+        "hello",
+        &bins().bin("hello"),
+        &format!("[multi]\nlisteners.hello = {{ address = \"{addr}\" }}"),
+    );
     let mut d = Deployment::start(&text).await?;
     let code = d.wait().await?;
     assert_eq!(code, 1);
     let stderr = d.stderr.all().join("\n");
-    assert!(stderr.contains(&format!("listener \"hello\" cannot listen on {addr}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("listener \"hello\" cannot listen on {addr}")),
+        "{stderr}"
+    );
     assert!(children_of(d.pid()).is_empty());
     drop(taken);
     Ok(())
@@ -195,7 +254,12 @@ async fn a_listener_address_in_use_stops_the_deployment() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_never_stops_the_deployment_when_a_replica_dies() -> anyhow::Result<()> {
-    let mut d = Deployment::start(&config("probe", &bins().bin("probe"), "[multi]\nrestart = \"never\"")).await?;
+    let mut d = Deployment::start(&config(
+        "probe",
+        &bins().bin("probe"),
+        "[multi]\nrestart = \"never\"",
+    ))
+    .await?;
     d.ready().await?;
     let addr = d.listener("http").await?;
     let worker: u32 = http_get(&addr, "/worker?key=a").await?.1.parse()?;
@@ -203,8 +267,16 @@ async fn restart_never_stops_the_deployment_when_a_replica_dies() -> anyhow::Res
     kill9(worker);
     assert_eq!(d.wait().await?, 1);
     let stderr = d.stderr.all().join("\n");
-    assert!(stderr.contains(&format!("(pid {worker}) exited: killed by signal 9 (SIGKILL)")), "{stderr}");
-    assert!(stderr.contains("restart = \"never\" stops the deployment"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "(pid {worker}) exited: killed by signal 9 (SIGKILL)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("restart = \"never\" stops the deployment"),
+        "{stderr}"
+    );
     wait_gone(&kids, Duration::from_secs(5)).await?;
     Ok(())
 }

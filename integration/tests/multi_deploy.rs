@@ -4,16 +4,25 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use weaver_integration::{Deployment, bins, config, exe_of, http_get, wait_gone, weaver_in, TempDir};
+use weaver_integration::{
+    Deployment, TempDir, bins, config, exe_of, http_get, wait_gone, weaver_in,
+};
 
 /// Rows of a status table whose first cell is `app`, split into cells.
 fn table_rows(text: &str, title: &str) -> Vec<Vec<String>> {
-    let Some(start) = text.find(title) else { return Vec::new() };
+    let Some(start) = text.find(title) else {
+        return Vec::new();
+    };
     text[start..]
         .lines()
         .skip(4)
         .take_while(|l| l.starts_with('│'))
-        .map(|l| l.trim_matches('│').split('│').map(|c| c.trim().to_string()).collect())
+        .map(|l| {
+            l.trim_matches('│')
+                .split('│')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
         .collect()
 }
 
@@ -66,13 +75,21 @@ async fn hello_runs_as_four_processes_and_reverser_calls_cross_processes() -> an
         .find(|r| r[2] == "hello::Reverser")
         .map(|r| r[4].split(", ").map(str::to_string).collect())
         .unwrap_or_default();
-    let out = d.weaver(&["multi", "logs", "--format=json", r#"msg == "reversing""#]).await?;
+    let out = d
+        .weaver(&["multi", "logs", "--format=json", r#"msg == "reversing""#])
+        .await?;
     let nodes: BTreeSet<String> = String::from_utf8(out.stdout)?
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).map(|v| v["node"].as_str().unwrap_or("").to_string()))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .map(|v| v["node"].as_str().unwrap_or("").to_string())
+        })
         .collect::<Result<_, _>>()?;
     assert!(!nodes.is_empty());
-    assert!(nodes.is_subset(&reverser_ids), "nodes {nodes:?} vs reverser {reverser_ids:?}");
+    assert!(
+        nodes.is_subset(&reverser_ids),
+        "nodes {nodes:?} vs reverser {reverser_ids:?}"
+    );
 
     d.signal(nix::sys::signal::Signal::SIGINT);
     assert_eq!(d.wait().await?, 130);
@@ -87,13 +104,20 @@ async fn failing(config_text: &str, env: &[(&str, &str)]) -> anyhow::Result<(i32
     let path = dir.path().join("weaver.toml");
     std::fs::write(&path, config_text)?;
     let mut cmd = tokio::process::Command::new(&bins().weaver);
-    cmd.args(["multi", "deploy"]).arg(&path).env("WEAVER_DATA_DIR", data.path()).kill_on_drop(true);
+    cmd.args(["multi", "deploy"])
+        .arg(&path)
+        .env("WEAVER_DATA_DIR", data.path())
+        .kill_on_drop(true);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?;
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
     let pid = child.id().unwrap_or(0);
-    let out = tokio::time::timeout(weaver_integration::DEADLINE, child.wait_with_output()).await??;
+    let out =
+        tokio::time::timeout(weaver_integration::DEADLINE, child.wait_with_output()).await??;
     let code = out.status.code().unwrap_or(-1);
     // Nothing it started survives it, and it removed its registration.
     assert!(weaver_integration::children_of(pid).is_empty());
@@ -110,8 +134,14 @@ async fn an_app_that_panics_before_the_handshake_is_a_clear_error() -> anyhow::R
     // Without a backtrace, the panic message is within the stderr tail.
     let (code, stderr) = failing(&text.replace("\n\n", "\n"), &[("RUST_BACKTRACE", "0")]).await?;
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("before completing the weaver handshake"), "{stderr}");
-    assert!(stderr.contains("probe: failing before weaver::run, as asked"), "stderr tail missing: {stderr}");
+    assert!(
+        stderr.contains("before completing the weaver handshake"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("probe: failing before weaver::run, as asked"),
+        "stderr tail missing: {stderr}"
+    );
     Ok(())
 }
 
@@ -121,9 +151,15 @@ async fn an_app_that_panics_in_main_stops_the_deployment() -> anyhow::Result<()>
     let text = config("probe", &probe, "env = [\"CRASH=main\"]");
     let (code, stderr) = failing(&text, &[("RUST_BACKTRACE", "0")]).await?;
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("keeps crashing right after it starts"), "{stderr}");
+    assert!(
+        stderr.contains("keeps crashing right after it starts"),
+        "{stderr}"
+    );
     // The report carries what the app said as it died.
-    assert!(stderr.contains("probe: failing in main, as asked"), "{stderr}");
+    assert!(
+        stderr.contains("probe: failing in main, as asked"),
+        "{stderr}"
+    );
     Ok(())
 }
 
@@ -132,12 +168,20 @@ async fn a_binary_that_is_not_a_weaver_app_is_a_clear_error() -> anyhow::Result<
     // Exits at once.
     let (code, stderr) = failing(&config("t", std::path::Path::new("/bin/true"), ""), &[]).await?;
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("/bin/true exited (exit status 0) before completing the weaver handshake"), "{stderr}");
+    assert!(
+        stderr.contains("/bin/true exited (exit status 0) before completing the weaver handshake"),
+        "{stderr}"
+    );
     // Runs but never answers.
     let text = config("s", std::path::Path::new("/bin/sleep"), "args = [\"600\"]");
     let (code, stderr) = failing(&text, &[("WEAVER_HANDSHAKE_TIMEOUT", "1s")]).await?;
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("did not complete the weaver handshake within 1s; is it a weaver application?"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "did not complete the weaver handshake within 1s; is it a weaver application?"
+        ),
+        "{stderr}"
+    );
     Ok(())
 }
 
@@ -145,10 +189,22 @@ async fn a_binary_that_is_not_a_weaver_app_is_a_clear_error() -> anyhow::Result<
 async fn bad_configs_name_the_problem_and_start_nothing() -> anyhow::Result<()> {
     let hello = bins().bin("hello");
     let cases = [
-        (config("hello", &hello, "[multi]\nreplica = 3"), "unknown key \"replica\" in [multi]"),
-        (config("hello", std::path::Path::new("/no/such/binary"), ""), "/no/such/binary\" doesn't exist"),
-        (config("hello", &hello, "[multi]\nreplicas = \"two\""), "replicas"),
-        (config("hello", &hello, "colocate = [[\"hello::Nope\"]]"), "hello::Nope"),
+        (
+            config("hello", &hello, "[multi]\nreplica = 3"),
+            "unknown key \"replica\" in [multi]",
+        ),
+        (
+            config("hello", std::path::Path::new("/no/such/binary"), ""),
+            "/no/such/binary\" doesn't exist",
+        ),
+        (
+            config("hello", &hello, "[multi]\nreplicas = \"two\""),
+            "replicas",
+        ),
+        (
+            config("hello", &hello, "colocate = [[\"hello::Nope\"]]"),
+            "hello::Nope",
+        ),
     ];
     for (text, want) in cases {
         let text = text.replace("\n\n", "\n");
@@ -165,18 +221,25 @@ async fn status_on_an_empty_machine_prints_empty_tables() -> anyhow::Result<()> 
     let out = weaver_in(data.path(), &["multi", "status"]).await?;
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout)?;
-    assert!(text.contains("DEPLOYMENTS") && text.contains("COMPONENTS") && text.contains("LISTENERS"), "{text}");
+    assert!(
+        text.contains("DEPLOYMENTS") && text.contains("COMPONENTS") && text.contains("LISTENERS"),
+        "{text}"
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_run_directly_listens_where_its_config_says() -> anyhow::Result<()> {
     let dir = TempDir::new("weaver-single")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let cfg = dir.path().join("weaver.toml");
     std::fs::write(
         &cfg,
-        format!("[serviceweaver]\nname = \"hello\"\n\n[single]\nlisteners.hello = {{ address = \"127.0.0.1:{port}\" }}\n"),
+        format!(
+            "[serviceweaver]\nname = \"hello\"\n\n[single]\nlisteners.hello = {{ address = \"127.0.0.1:{port}\" }}\n"
+        ),
     )?;
     let mut app = tokio::process::Command::new(bins().bin("hello"))
         .env("SERVICEWEAVER_CONFIG", &cfg)
@@ -184,19 +247,29 @@ async fn hello_run_directly_listens_where_its_config_says() -> anyhow::Result<()
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
-    let mut err = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(app.stderr.take().expect("stderr")));
+    let mut err = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        app.stderr.take().expect("stderr"),
+    ));
     let mut seen = Vec::new();
     loop {
         let line = tokio::time::timeout(weaver_integration::DEADLINE, err.next_line()).await??;
-        let Some(line) = line else { anyhow::bail!("hello exited: {seen:?}") };
+        let Some(line) = line else {
+            anyhow::bail!("hello exited: {seen:?}")
+        };
         seen.push(line.clone());
         if line.contains("hello listener available") {
-            assert!(line.contains(&format!("address=\"127.0.0.1:{port}\"")), "{line}");
+            assert!(
+                line.contains(&format!("address=\"127.0.0.1:{port}\"")),
+                "{line}"
+            );
             break;
         }
     }
     // The app/deployment box came first, then pretty log lines.
-    assert!(seen.iter().any(|l| l.contains("app        : hello")), "{seen:?}");
+    assert!(
+        seen.iter().any(|l| l.contains("app        : hello")),
+        "{seen:?}"
+    );
     let (status, body) = http_get(&format!("127.0.0.1:{port}"), "/hello?name=Weaver").await?;
     assert_eq!((status, body.as_str()), (200, "Hello, revaeW!"));
     app.kill().await?;

@@ -14,20 +14,34 @@ fn stdout(out: &std::process::Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_lists_live_deployments_and_forgets_dead_ones() -> anyhow::Result<()> {
     let data = Arc::new(TempDir::new("weaver-data")?);
-    let mut hello = Deployment::start_in(&config("hello", &bins().bin("hello"), ""), data.clone()).await?;
-    let probe = Deployment::start_in(&config("probe", &bins().bin("probe"), ""), data.clone()).await?;
+    let mut hello =
+        Deployment::start_in(&config("hello", &bins().bin("hello"), ""), data.clone()).await?;
+    let probe =
+        Deployment::start_in(&config("probe", &bins().bin("probe"), ""), data.clone()).await?;
     hello.ready().await?;
     probe.ready().await?;
-    let (hello_addr, probe_addr) = (hello.listener("hello").await?, probe.listener("http").await?);
+    let (hello_addr, probe_addr) = (
+        hello.listener("hello").await?,
+        probe.listener("http").await?,
+    );
 
     let text = stdout(&weaver_in(data.path(), &["multi", "status"]).await?);
     for d in [&hello, &probe] {
         for pid in d.children() {
-            assert!(text.contains(&pid.to_string()), "pid {pid} missing:\n{text}");
+            assert!(
+                text.contains(&pid.to_string()),
+                "pid {pid} missing:\n{text}"
+            );
         }
     }
-    assert!(text.contains(&hello_addr) && text.contains(&probe_addr), "{text}");
-    assert!(text.contains("│ hello ") && text.contains("│ probe "), "{text}");
+    assert!(
+        text.contains(&hello_addr) && text.contains(&probe_addr),
+        "{text}"
+    );
+    assert!(
+        text.contains("│ hello ") && text.contains("│ probe "),
+        "{text}"
+    );
 
     hello.signal(Signal::SIGINT);
     assert_eq!(hello.wait().await?, 130);
@@ -54,7 +68,10 @@ async fn logs_filters_with_cel_and_prints_json() -> anyhow::Result<()> {
     let addr = d.listener("hello").await?;
     let before = chrono_like_now();
     for name in ["abc", "hello", "weaver"] {
-        assert_eq!(http_get(&addr, &format!("/hello?name={name}")).await?.0, 200);
+        assert_eq!(
+            http_get(&addr, &format!("/hello?name={name}")).await?.0,
+            200
+        );
     }
     d.signal(Signal::SIGINT);
     assert_eq!(d.wait().await?, 130);
@@ -65,19 +82,58 @@ async fn logs_filters_with_cel_and_prints_json() -> anyhow::Result<()> {
         async move { weaver_in(data.path(), &["multi", "logs", "--format=json", &query]).await }
     };
     let parse = |out: std::process::Output| -> anyhow::Result<Vec<serde_json::Value>> {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        stdout(&out).lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout(&out)
+            .lines()
+            .map(|l| Ok(serde_json::from_str(l)?))
+            .collect()
     };
     let entries = parse(q(r#"component == "hello::Reverser" && level == "info""#).await?)?;
-    let lens: Vec<&str> = entries.iter().map(|e| e["attrs"]["len"].as_str().unwrap_or("")).collect();
+    let lens: Vec<&str> = entries
+        .iter()
+        .map(|e| e["attrs"]["len"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(lens, ["3", "5", "6"]);
-    assert!(entries.iter().all(|e| e["msg"] == "reversing" && e["app"] == "hello"));
-    assert_eq!(parse(q(r#"msg.matches("^rev.*g$") && attrs["len"] == "6""#).await?)?.len(), 1);
-    assert_eq!(parse(q(&format!(r#"msg == "reversing" && time > timestamp("{before}")"#)).await?)?.len(), 3);
-    assert_eq!(parse(q(r#"msg == "reversing" && time < timestamp("2000-01-01T00:00:00Z")"#).await?)?.len(), 0);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["msg"] == "reversing" && e["app"] == "hello")
+    );
+    assert_eq!(
+        parse(q(r#"msg.matches("^rev.*g$") && attrs["len"] == "6""#).await?)?.len(),
+        1
+    );
+    assert_eq!(
+        parse(
+            q(&format!(
+                r#"msg == "reversing" && time > timestamp("{before}")"#
+            ))
+            .await?
+        )?
+        .len(),
+        3
+    );
+    assert_eq!(
+        parse(q(r#"msg == "reversing" && time < timestamp("2000-01-01T00:00:00Z")"#).await?)?.len(),
+        0
+    );
     // System entries only with --system.
     assert!(parse(q(r#"component == "deployer""#).await?)?.is_empty());
-    let out = weaver_in(d.data.path(), &["multi", "logs", "--system", "--format=json", r#"component == "deployer""#]).await?;
+    let out = weaver_in(
+        d.data.path(),
+        &[
+            "multi",
+            "logs",
+            "--system",
+            "--format=json",
+            r#"component == "deployer""#,
+        ],
+    )
+    .await?;
     assert!(!parse(out)?.is_empty());
 
     // Bad queries: position and caret on stderr, nothing on stdout.
@@ -85,7 +141,10 @@ async fn logs_filters_with_cel_and_prints_json() -> anyhow::Result<()> {
     assert_eq!(out.status.code(), Some(64));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8(out.stderr)?;
-    assert!(err.contains("line 1, column 7") && err.contains('^'), "{err}");
+    assert!(
+        err.contains("line 1, column 7") && err.contains('^'),
+        "{err}"
+    );
     let out = q(r#"nope == "x""#).await?;
     assert!(String::from_utf8(out.stderr)?.contains("unknown variable `nope`"));
     let out = q(r#"msg.matches("(")"#).await?;
@@ -113,12 +172,20 @@ async fn logs_follow_prints_new_entries_promptly() -> anyhow::Result<()> {
     d.ready().await?;
     let addr = d.listener("http").await?;
     let mut follow = tokio::process::Command::new(&bins().weaver)
-        .args(["multi", "logs", "--follow", "--format=json", r#"msg == "working""#])
+        .args([
+            "multi",
+            "logs",
+            "--follow",
+            "--format=json",
+            r#"msg == "working""#,
+        ])
         .env("WEAVER_DATA_DIR", d.data.path())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(follow.stdout.take().expect("stdout")));
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        follow.stdout.take().expect("stdout"),
+    ));
     // The follower is up once it has printed what was already stored.
     assert_eq!(http_get(&addr, "/worker?key=first").await?.0, 200);
     let first = tokio::time::timeout(weaver_integration::DEADLINE, lines.next_line()).await??;
@@ -133,16 +200,34 @@ async fn logs_follow_prints_new_entries_promptly() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_a_replica_prints_reaches_the_store() -> anyhow::Result<()> {
-    let mut d = Deployment::start(&config("probe", &bins().bin("probe"), "[multi]\nreplicas = 1")).await?;
+    let mut d = Deployment::start(&config(
+        "probe",
+        &bins().bin("probe"),
+        "[multi]\nreplicas = 1",
+    ))
+    .await?;
     d.ready().await?;
     let addr = d.listener("http").await?;
-    assert_eq!(http_get(&addr, "/print?n=10000").await?, (200, "printed 10000".to_string()));
+    assert_eq!(
+        http_get(&addr, "/print?n=10000").await?,
+        (200, "printed 10000".to_string())
+    );
     d.signal(Signal::SIGINT);
     assert_eq!(d.wait().await?, 130);
-    let out = d.weaver(&["multi", "logs", r#"level == "stdout" && msg.startsWith("line ")"#]).await?;
+    let out = d
+        .weaver(&[
+            "multi",
+            "logs",
+            r#"level == "stdout" && msg.startsWith("line ")"#,
+        ])
+        .await?;
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 10_000);
-    assert!(text.lines().last().is_some_and(|l| l.ends_with("line 9999")));
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.ends_with("line 9999"))
+    );
     Ok(())
 }
 
@@ -156,16 +241,23 @@ async fn single_status_lists_apps_run_directly() -> anyhow::Result<()> {
         .kill_on_drop(true)
         .spawn()?;
     let pid = app.id().unwrap_or(0);
-    let mut err = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(app.stderr.take().expect("stderr")));
+    let mut err = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        app.stderr.take().expect("stderr"),
+    ));
     let addr = loop {
-        let line = tokio::time::timeout(weaver_integration::DEADLINE, err.next_line()).await??.unwrap_or_default();
+        let line = tokio::time::timeout(weaver_integration::DEADLINE, err.next_line())
+            .await??
+            .unwrap_or_default();
         if let Some(a) = line.split("address=\"").nth(1) {
             break a.trim_end_matches('"').to_string();
         }
     };
     assert_eq!(http_get(&addr, "/hello?name=ab").await?.1, "Hello, ba!");
     let text = stdout(&weaver_in(data.path(), &["single", "status"]).await?);
-    assert!(text.contains(&pid.to_string()) && text.contains(&addr) && text.contains("hello::Reverser"), "{text}");
+    assert!(
+        text.contains(&pid.to_string()) && text.contains(&addr) && text.contains("hello::Reverser"),
+        "{text}"
+    );
     app.kill().await?;
     app.wait().await?;
     let text = stdout(&weaver_in(data.path(), &["single", "status"]).await?);
@@ -189,7 +281,11 @@ async fn purge_refuses_while_running_and_deletes_after() -> anyhow::Result<()> {
     assert!(!out.status.success());
     assert!(logs.exists());
     let out = d.weaver(&["multi", "purge", "--force"]).await?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!logs.exists());
     let out = d.weaver(&["multi", "logs"]).await?;
     assert!(out.status.success() && out.stdout.is_empty());

@@ -50,8 +50,8 @@ pub(crate) fn decode_section<T: DeserializeOwned>(
     let mut unknown = Vec::new();
     let mut track = serde_path_to_error::Track::new();
     let de = serde_path_to_error::Deserializer::new(de, &mut track);
-    let value: T = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-        .map_err(|e| {
+    let value: T =
+        serde_ignored::deserialize(de, |path| unknown.push(path.to_string())).map_err(|e| {
             Error::construction(format!(
                 "{}: key \"{}\": {}",
                 where_(),
@@ -107,9 +107,8 @@ pub(crate) fn parse_single(text: &str, path: &Path) -> Result<SingleConfig> {
             "single" => cfg.listeners = single_listeners(value, &file)?,
             "multi" => {}
             _ => {
-                let text = toml::to_string(&value).map_err(|e| {
-                    Error::construction(format!("{file}: section {key:?}: {e}"))
-                })?;
+                let text = toml::to_string(&value)
+                    .map_err(|e| Error::construction(format!("{file}: section {key:?}: {e}")))?;
                 cfg.sections.insert(key, text);
             }
         }
@@ -124,9 +123,9 @@ fn single_listeners(value: toml::Value, file: &str) -> Result<BTreeMap<String, S
         #[serde(default)]
         listeners: BTreeMap<String, ListenerConfig>,
     }
-    let single: Single = value
-        .try_into()
-        .map_err(|e: toml::de::Error| Error::construction(format!("{file}: [single]: {}", e.message())))?;
+    let single: Single = value.try_into().map_err(|e: toml::de::Error| {
+        Error::construction(format!("{file}: [single]: {}", e.message()))
+    })?;
     Ok(single
         .listeners
         .into_iter()
@@ -155,8 +154,15 @@ mod tests {
 
     #[test]
     fn sections_decode_and_unknown_keys_are_named() {
-        let ok: Greeter = decode_section("hello::Greeter", section("Greeting = \"Bonjour\"")).unwrap();
-        assert_eq!(ok, Greeter { greeting: "Bonjour".into(), times: 0 });
+        let ok: Greeter =
+            decode_section("hello::Greeter", section("Greeting = \"Bonjour\"")).unwrap();
+        assert_eq!(
+            ok,
+            Greeter {
+                greeting: "Bonjour".into(),
+                times: 0
+            }
+        );
 
         let err = decode_section::<Greeter>(
             "hello::Greeter",
@@ -176,8 +182,14 @@ mod tests {
             decode_section::<Greeter>("hello::Greeter", section("Greeting = \"x\"\ntimes = \"3\""))
                 .unwrap_err();
         let msg = err.message();
-        assert!(msg.starts_with("config of component hello::Greeter in /app/weaver.toml:"), "{msg}");
-        assert!(msg.ends_with("key \"times\": invalid type: string \"3\", expected u32"), "{msg}");
+        assert!(
+            msg.starts_with("config of component hello::Greeter in /app/weaver.toml:"),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with("key \"times\": invalid type: string \"3\", expected u32"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -198,7 +210,10 @@ Greeting = "Hi"
         assert_eq!(cfg.listeners["hello"], "127.0.0.1:9000");
         let g: Greeter = decode_section(
             "hello::Greeter",
-            Some(Section { text: cfg.sections["hello::Greeter"].clone(), file: "w.toml".into() }),
+            Some(Section {
+                text: cfg.sections["hello::Greeter"].clone(),
+                file: "w.toml".into(),
+            }),
         )
         .unwrap();
         assert_eq!(g.greeting, "Hi");

@@ -78,12 +78,12 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Items the macros' output names. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::BoxFuture;
     pub use crate::component::{
         Builder, DispatchFn, Handle, Implementation, Instance, Interface, MethodInfo, Registration,
         Target, Transport, Wrap,
     };
     pub use crate::routing::route_key;
-    pub use crate::BoxFuture;
     pub use linkme;
     pub use serde;
 

@@ -34,7 +34,9 @@ pub enum DeployError {
         source: weaver_proxy::Error,
     },
     /// A replica exited and the restart policy is `never`.
-    #[error("replica {replica} of group {group} (pid {pid}) exited: {exit}; restart = \"never\" stops the deployment")]
+    #[error(
+        "replica {replica} of group {group} (pid {pid}) exited: {exit}; restart = \"never\" stops the deployment"
+    )]
     ReplicaExited {
         /// The group.
         group: String,
@@ -46,7 +48,9 @@ pub enum DeployError {
         exit: String,
     },
     /// A replica kept crashing right after starting.
-    #[error("replica {replica} of group {group} keeps crashing right after it starts (last: {exit}); giving up")]
+    #[error(
+        "replica {replica} of group {group} keeps crashing right after it starts (last: {exit}); giving up"
+    )]
     CrashLoop {
         /// The group.
         group: String,

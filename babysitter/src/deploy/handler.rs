@@ -65,10 +65,21 @@ impl EnvelopeHandler for ReplicaHandler {
             let shared = shared?;
             // A listener error is an answer, not a failed request: the
             // weavelet must not retry it.
-            Ok(match shared.export_listener(&from, &req.listener, &req.address).await {
-                Ok(addr) => ExportListenerReply { proxy_address: addr.to_string(), error: String::new() },
-                Err(e) => ExportListenerReply { proxy_address: String::new(), error: error_chain(&e) },
-            })
+            Ok(
+                match shared
+                    .export_listener(&from, &req.listener, &req.address)
+                    .await
+                {
+                    Ok(addr) => ExportListenerReply {
+                        proxy_address: addr.to_string(),
+                        error: String::new(),
+                    },
+                    Err(e) => ExportListenerReply {
+                        proxy_address: String::new(),
+                        error: error_chain(&e),
+                    },
+                },
+            )
         }
     }
 

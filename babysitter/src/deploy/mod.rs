@@ -29,10 +29,10 @@ use weaver_proxy::Proxy;
 use self::handler::ReplicaHandler;
 use self::logs::LogOutput;
 use self::state::{Replica, State};
+use crate::Config;
 use crate::config::MAIN_COMPONENT;
 use crate::registry::{Registration, Registry};
 use crate::status::{ComponentStatus, ListenerStatus, ReplicaStatus, Status, StatusServer};
-use crate::Config;
 
 pub use self::error::DeployError;
 pub use self::handler::error_chain;
@@ -172,7 +172,11 @@ impl Shared {
     /// Registers the deployment and starts the Main group.
     async fn boot(self: Arc<Self>) -> Result<(), DeployError> {
         let weak = self.this.clone();
-        let provider = Arc::new(move || weak.upgrade().map(|s| s.status()).unwrap_or_default_status());
+        let provider = Arc::new(move || {
+            weak.upgrade()
+                .map(|s| s.status())
+                .unwrap_or_default_status()
+        });
         let server = StatusServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), provider).await?;
         let status_addr = server.addr();
         *self.lock_status() = Some(server);
@@ -287,7 +291,11 @@ impl Shared {
     /// Forgets and returns the stderr tail of a replica, as an indented
     /// block (empty if it wrote nothing).
     pub(crate) fn take_tail(&self, weavelet_id: &str) -> String {
-        let tail = self.tails.lock().unwrap_or_else(|e| e.into_inner()).remove(weavelet_id);
+        let tail = self
+            .tails
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(weavelet_id);
         match tail {
             Some(lines) if !lines.is_empty() => {
                 let mut text = String::from("; its last lines of stderr:");
@@ -310,11 +318,19 @@ impl Shared {
     /// until they are up.
     async fn ensure_group(&self, group: &str) -> Result<(), DeployError> {
         let cell = self.lock_state().group_mut(group).start.clone();
-        let this = self.arc().ok_or_else(|| DeployError::Internal("deployment dropped".into()))?;
+        let this = self
+            .arc()
+            .ok_or_else(|| DeployError::Internal("deployment dropped".into()))?;
         let result = cell
-            .get_or_try_init(|| async move { supervise::start_group(this, group.to_string()).await.map_err(Arc::new) })
+            .get_or_try_init(|| async move {
+                supervise::start_group(this, group.to_string())
+                    .await
+                    .map_err(Arc::new)
+            })
             .await;
-        result.map(|_| ()).map_err(|e| DeployError::Shared(e.clone()))
+        result
+            .map(|_| ())
+            .map_err(|e| DeployError::Shared(e.clone()))
     }
 
     /// The arguments for a new replica of `group`.
@@ -337,29 +353,54 @@ impl Shared {
     /// Spawns one replica of `group`, tells it what to host and adds it to
     /// routing; pushes the new routing if `push` (a group starting all its
     /// replicas pushes once, when all are up, so routed keys do not move).
-    pub(crate) async fn start_replica(&self, group: &str, index: u32, push: bool) -> Result<Arc<Envelope>, DeployError> {
+    pub(crate) async fn start_replica(
+        &self,
+        group: &str,
+        index: u32,
+        push: bool,
+    ) -> Result<Arc<Envelope>, DeployError> {
         let args = self.weavelet_args(group, index);
         let weavelet_id = args.id.clone();
         let handler = Arc::new(ReplicaHandler::new(self.this.clone(), group.to_string()));
         let config = weaver_envelope::Config::new(self.config.binary())
             .args(self.config.args())
-            .envs(self.config.env().iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                self.config
+                    .env()
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .handshake_timeout(self.handshake_timeout);
         let envelope = Envelope::start(config, args, handler)
             .await
-            .map_err(|source| DeployError::Start { group: group.to_string(), replica: index, source })?;
+            .map_err(|source| DeployError::Start {
+                group: group.to_string(),
+                replica: index,
+                source,
+            })?;
         let envelope = Arc::new(envelope);
-        let known: Vec<String> = envelope.info().components.iter().map(|c| c.name.clone()).collect();
+        let known: Vec<String> = envelope
+            .info()
+            .components
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
         let components = {
             let mut st = self.lock_state();
             if st.known_components.is_empty() {
                 st.known_components = known;
             }
-            st.group_mut(group).components.iter().cloned().collect::<Vec<_>>()
+            st.group_mut(group)
+                .components
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
         };
         if let Err(e) = envelope.update_components(components).await {
             envelope.kill();
-            return Err(DeployError::Replica(format!("replica {index} of {group}: {e}")));
+            return Err(DeployError::Replica(format!(
+                "replica {index} of {group}: {e}"
+            )));
         }
         let replica = Replica {
             index,
@@ -379,7 +420,9 @@ impl Shared {
     /// Removes a replica that exited from routing and from every proxy.
     pub(crate) async fn remove_replica(&self, group: &str, weavelet_id: &str) {
         let removed = self.lock_state().remove_replica(group, weavelet_id);
-        let Some((replica, proxies)) = removed else { return };
+        let Some((replica, proxies)) = removed else {
+            return;
+        };
         for (name, addr) in &replica.listeners {
             if let Some(p) = proxies.get(name) {
                 p.remove_backend(*addr);
@@ -415,7 +458,12 @@ impl Shared {
     }
 
     /// Handles `ActivateComponent(component)` from the weavelet `from`.
-    pub(crate) async fn activate(&self, from: &Handle, component: &str, routed: bool) -> Result<(), DeployError> {
+    pub(crate) async fn activate(
+        &self,
+        from: &Handle,
+        component: &str,
+        routed: bool,
+    ) -> Result<(), DeployError> {
         let group = self.config.group_of(component).to_string();
         let local = !routed && from.args().group == group;
         let newly_started = self.mark_started(component, routed);
@@ -425,7 +473,13 @@ impl Shared {
         if newly_started {
             // Running replicas of the group must host it too.
             let replicas = self.lock_state().group_mut(&group).envelopes();
-            let components: Vec<String> = self.lock_state().group_mut(&group).components.iter().cloned().collect();
+            let components: Vec<String> = self
+                .lock_state()
+                .group_mut(&group)
+                .components
+                .iter()
+                .cloned()
+                .collect();
             for r in replicas {
                 let _ = r.update_components(components.clone()).await;
             }
@@ -443,20 +497,36 @@ impl Shared {
 
     /// Handles `ExportListener`: adds the replica's address to the
     /// listener's proxy, creating the proxy on first export.
-    pub(crate) async fn export_listener(&self, from: &Handle, name: &str, address: &str) -> Result<SocketAddr, DeployError> {
-        let backend: SocketAddr = address
-            .parse()
-            .map_err(|_| DeployError::Replica(format!("listener {name}: bad address {address:?}")))?;
+    pub(crate) async fn export_listener(
+        &self,
+        from: &Handle,
+        name: &str,
+        address: &str,
+    ) -> Result<SocketAddr, DeployError> {
+        let backend: SocketAddr = address.parse().map_err(|_| {
+            DeployError::Replica(format!("listener {name}: bad address {address:?}"))
+        })?;
         let cell = self.lock_state().proxy_cell(name);
         let proxy = cell
             .get_or_try_init(|| async {
-                let addr = self.config.listener_address(name).unwrap_or("127.0.0.1:0").to_string();
+                let addr = self
+                    .config
+                    .listener_address(name)
+                    .unwrap_or("127.0.0.1:0")
+                    .to_string();
                 match Proxy::bind(&addr).await {
                     Ok(p) => {
-                        self.system_log("info", &format!("proxy for listener {name} listening on {}", p.local_addr()));
+                        self.system_log(
+                            "info",
+                            &format!("proxy for listener {name} listening on {}", p.local_addr()),
+                        );
                         Ok(Arc::new(p))
                     }
-                    Err(source) => Err(Arc::new(DeployError::Listener { name: name.to_string(), address: addr, source })),
+                    Err(source) => Err(Arc::new(DeployError::Listener {
+                        name: name.to_string(),
+                        address: addr,
+                        source,
+                    })),
                 }
             })
             .await
@@ -467,7 +537,8 @@ impl Shared {
             .clone();
         proxy.add_backend(backend);
         let weavelet_id = from.args().id.clone();
-        self.lock_state().record_listener(&from.args().group, &weavelet_id, name, backend);
+        self.lock_state()
+            .record_listener(&from.args().group, &weavelet_id, name, backend);
         Ok(proxy.local_addr())
     }
 
@@ -485,25 +556,38 @@ impl Shared {
                     .map(|g| {
                         g.replicas
                             .iter()
-                            .map(|r| ReplicaStatus { pid: r.pid, weavelet_id: r.weavelet_id.clone() })
+                            .map(|r| ReplicaStatus {
+                                pid: r.pid,
+                                weavelet_id: r.weavelet_id.clone(),
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
-                ComponentStatus { name: name.clone(), group, replicas }
+                ComponentStatus {
+                    name: name.clone(),
+                    group,
+                    replicas,
+                }
             })
             .collect();
         let listeners = st
             .proxies
             .iter()
             .filter_map(|(name, cell)| {
-                cell.get().map(|p| ListenerStatus { name: name.clone(), address: p.local_addr().to_string() })
+                cell.get().map(|p| ListenerStatus {
+                    name: name.clone(),
+                    address: p.local_addr().to_string(),
+                })
             })
             .collect();
         Status {
             app: self.config.app_name().to_string(),
             deployment_id: self.id.clone(),
             submitted_at: self.submitted_at,
-            status_addr: self.lock_status().as_ref().map_or(SocketAddr::from(([127, 0, 0, 1], 0)), StatusServer::addr),
+            status_addr: self
+                .lock_status()
+                .as_ref()
+                .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), StatusServer::addr),
             components,
             listeners,
         }
@@ -515,7 +599,11 @@ impl Shared {
         }
         let (proxies, envelopes) = {
             let st = self.lock_state();
-            let proxies: Vec<Arc<Proxy>> = st.proxies.values().filter_map(|c| c.get().cloned()).collect();
+            let proxies: Vec<Arc<Proxy>> = st
+                .proxies
+                .values()
+                .filter_map(|c| c.get().cloned())
+                .collect();
             (proxies, st.all_envelopes())
         };
         // Stop taking new requests and let in-flight ones finish.
@@ -542,7 +630,10 @@ fn create_private_dir(dir: &std::path::Path) -> Result<(), DeployError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| DeployError::Io { what: format!("create {}", dir.display()), source })
+        .map_err(|source| DeployError::Io {
+            what: format!("create {}", dir.display()),
+            source,
+        })
 }
 
 fn now_micros() -> i64 {
@@ -569,4 +660,3 @@ impl OrDefaultStatus for Option<Status> {
         })
     }
 }
-

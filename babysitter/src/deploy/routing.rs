@@ -7,7 +7,12 @@ use weaver_proto::runtime::{Assignment, RoutingInfo, Slice};
 /// Routed components get equal slices: the key space is cut into the least
 /// power of two of slices at least the number of replicas, and slice `i`
 /// goes to the `i mod n`-th replica in sorted order, as Service Weaver does.
-pub(crate) fn routing_info(component: &str, routed: bool, replicas: &[String], version: u64) -> RoutingInfo {
+pub(crate) fn routing_info(
+    component: &str,
+    routed: bool,
+    replicas: &[String],
+    version: u64,
+) -> RoutingInfo {
     let mut sorted = replicas.to_vec();
     sorted.sort();
     let assignment = routed.then(|| Assignment {
@@ -60,7 +65,17 @@ mod tests {
         assert_eq!(owners, ["a", "b", "c", "a"]);
         assert_eq!(a.slices[0].start, 0);
         assert!(a.slices.windows(2).all(|w| w[0].start < w[1].start));
-        assert!(routing_info("c", true, &[], 1).assignment.unwrap().slices.is_empty());
-        assert!(routing_info("c", false, &["a".into()], 1).assignment.is_none());
+        assert!(
+            routing_info("c", true, &[], 1)
+                .assignment
+                .unwrap()
+                .slices
+                .is_empty()
+        );
+        assert!(
+            routing_info("c", false, &["a".into()], 1)
+                .assignment
+                .is_none()
+        );
     }
 }

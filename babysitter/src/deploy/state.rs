@@ -10,8 +10,8 @@ use weaver_envelope::{Envelope, Handle};
 use weaver_proto::runtime::RoutingInfo;
 use weaver_proxy::Proxy;
 
-use super::routing;
 use super::DeployError;
+use super::routing;
 
 /// A proxy created on first export (or the error that prevented it).
 pub(crate) type ProxyCell = Arc<OnceCell<Arc<Proxy>>>;
@@ -59,7 +59,9 @@ impl State {
             return false;
         }
         self.started.insert(component.to_string(), routed);
-        self.group_mut(group).components.insert(component.to_string());
+        self.group_mut(group)
+            .components
+            .insert(component.to_string());
         true
     }
 
@@ -117,7 +119,10 @@ impl State {
         weavelet_id: &str,
     ) -> Option<(Replica, HashMap<String, Arc<Proxy>>)> {
         let g = self.groups.get_mut(group)?;
-        let i = g.replicas.iter().position(|r| r.weavelet_id == weavelet_id)?;
+        let i = g
+            .replicas
+            .iter()
+            .position(|r| r.weavelet_id == weavelet_id)?;
         let replica = g.replicas.remove(i);
         g.version += 1;
         for subs in self.subscribers.values_mut() {
@@ -135,7 +140,13 @@ impl State {
         self.proxies.entry(name.to_string()).or_default().clone()
     }
 
-    pub(crate) fn record_listener(&mut self, group: &str, weavelet_id: &str, name: &str, addr: SocketAddr) {
+    pub(crate) fn record_listener(
+        &mut self,
+        group: &str,
+        weavelet_id: &str,
+        name: &str,
+        addr: SocketAddr,
+    ) {
         if let Some(r) = self
             .groups
             .get_mut(group)

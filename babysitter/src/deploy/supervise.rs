@@ -40,7 +40,10 @@ pub(super) async fn start_group(shared: Arc<Shared>, group: String) -> Result<()
         return Err(e);
     }
     shared.push_group_routing(&group).await;
-    shared.system_log("info", &format!("group {group} started with {n} replica(s)"));
+    shared.system_log(
+        "info",
+        &format!("group {group} started with {n} replica(s)"),
+    );
     for (i, env) in started {
         tokio::spawn(supervise(shared.clone(), group.clone(), i, env));
     }
@@ -68,10 +71,19 @@ async fn supervise(shared: Arc<Shared>, group: String, index: u32, mut env: Arc<
             &format!("replica {index} of group {group} (pid {pid}) exited: {exit}"),
         );
         if shared.config.restart() == RestartPolicy::Never {
-            shared.fail(DeployError::ReplicaExited { group, replica: index, pid, exit });
+            shared.fail(DeployError::ReplicaExited {
+                group,
+                replica: index,
+                pid,
+                exit,
+            });
             return;
         }
-        crashes = if started.elapsed() < CRASH_WINDOW { crashes + 1 } else { 0 };
+        crashes = if started.elapsed() < CRASH_WINDOW {
+            crashes + 1
+        } else {
+            0
+        };
         match restart(&shared, &group, index, &mut crashes, &exit).await {
             Some(new) => env = new,
             None => return,
@@ -81,10 +93,20 @@ async fn supervise(shared: Arc<Shared>, group: String, index: u32, mut env: Arc<
 
 /// Starts a replacement with backoff; `None` if the deployment gave up or
 /// is shutting down.
-async fn restart(shared: &Arc<Shared>, group: &str, index: u32, crashes: &mut u32, exit: &str) -> Option<Arc<Envelope>> {
+async fn restart(
+    shared: &Arc<Shared>,
+    group: &str,
+    index: u32,
+    crashes: &mut u32,
+    exit: &str,
+) -> Option<Arc<Envelope>> {
     loop {
         if *crashes >= MAX_CRASHES {
-            shared.fail(DeployError::CrashLoop { group: group.to_string(), replica: index, exit: exit.to_string() });
+            shared.fail(DeployError::CrashLoop {
+                group: group.to_string(),
+                replica: index,
+                exit: exit.to_string(),
+            });
             return None;
         }
         // 50 ms, 100 ms, 200 ms, ...
@@ -95,11 +117,23 @@ async fn restart(shared: &Arc<Shared>, group: &str, index: u32, crashes: &mut u3
         }
         match shared.start_replica(group, index, true).await {
             Ok(env) => {
-                shared.system_log("info", &format!("replica {index} of group {group} restarted (pid {})", env.pid()));
+                shared.system_log(
+                    "info",
+                    &format!(
+                        "replica {index} of group {group} restarted (pid {})",
+                        env.pid()
+                    ),
+                );
                 return Some(env);
             }
             Err(e) => {
-                shared.system_log("error", &format!("restarting replica {index} of group {group}: {}", super::handler::error_chain(&e)));
+                shared.system_log(
+                    "error",
+                    &format!(
+                        "restarting replica {index} of group {group}: {}",
+                        super::handler::error_chain(&e)
+                    ),
+                );
                 *crashes += 1;
             }
         }
@@ -119,7 +153,10 @@ pub(super) async fn stop_all(envelopes: &[Arc<Envelope>], grace: Duration) {
         e.kill();
     }
     let all = futures_util::future::join_all(envelopes.iter().map(|e| e.wait()));
-    if tokio::time::timeout(Duration::from_secs(5), all).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), all)
+        .await
+        .is_err()
+    {
         tracing::error!("some children did not exit after SIGKILL");
     }
 }

@@ -22,10 +22,19 @@ use weaver_integration::{TempDir, children_of, pid_alive, wait_gone};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(7);
-    let dir = std::env::current_exe()?.parent().context("exe dir")?.to_path_buf();
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(7);
+    let dir = std::env::current_exe()?
+        .parent()
+        .context("exe dir")?
+        .to_path_buf();
     let (weaver, hello) = (dir.join("weaver"), dir.join("hello"));
-    anyhow::ensure!(hello.exists() && weaver.exists(), "build the release binaries first (see the header)");
+    anyhow::ensure!(
+        hello.exists() && weaver.exists(),
+        "build the release binaries first (see the header)"
+    );
     let mut up = Vec::new();
     let mut down = Vec::new();
     for _ in 0..runs {
@@ -43,7 +52,11 @@ fn report(what: &str, xs: &mut [Duration]) {
     xs.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let median = xs[xs.len() / 2];
-    let verdict = if median <= Duration::from_millis(100) { "PASS" } else { "MISS" };
+    let verdict = if median <= Duration::from_millis(100) {
+        "PASS"
+    } else {
+        "MISS"
+    };
     println!(
         "  {what:<28} median {:7.1} ms  min {:7.1} ms  max {:7.1} ms   target ≤ 100 ms: {verdict} ({:.2}× the target)",
         ms(median),
@@ -58,7 +71,10 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn one_run(weaver: &std::path::Path, hello: &std::path::Path) -> anyhow::Result<(Duration, Duration)> {
+async fn one_run(
+    weaver: &std::path::Path,
+    hello: &std::path::Path,
+) -> anyhow::Result<(Duration, Duration)> {
     let data = TempDir::new("weaver-bench")?;
     let port = free_port()?;
     let config = data.path().join("weaver.toml");
@@ -84,7 +100,10 @@ async fn one_run(weaver: &std::path::Path, hello: &std::path::Path) -> anyhow::R
         if let Ok((200, _)) = weaver_integration::http_get(&addr, "/hello?name=bench").await {
             break;
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(30), "no 200 OK within 30 s");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "no 200 OK within 30 s"
+        );
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
     let up = start.elapsed();
@@ -94,7 +113,10 @@ async fn one_run(weaver: &std::path::Path, hello: &std::path::Path) -> anyhow::R
     let mut all = children_of(pid);
     all.push(pid);
     let stop = Instant::now();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )?;
     let waited = tokio::spawn(async move { child.wait().await });
     wait_gone(&all, Duration::from_secs(30)).await?;
     let down = stop.elapsed();

@@ -98,7 +98,9 @@ async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Full<Bytes
             }
         }
         "/slow" => {
-            let ms = param(&req, "ms").and_then(|m| m.parse().ok()).unwrap_or(100);
+            let ms = param(&req, "ms")
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(100);
             app.logger.info("slow request started", [("ms", ms)]);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             format!("slept {ms}")

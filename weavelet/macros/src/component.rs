@@ -247,7 +247,9 @@ fn check_inputs(sig: &syn::Signature) -> syn::Result<Inputs> {
 
 fn is_context_ref(ty: &Type) -> bool {
     match ty {
-        Type::Reference(r) => r.mutability.is_none() && util::last_ident(&r.elem).is_some_and(|i| i == "Context"),
+        Type::Reference(r) => {
+            r.mutability.is_none() && util::last_ident(&r.elem).is_some_and(|i| i == "Context")
+        }
         _ => false,
     }
 }
@@ -271,7 +273,8 @@ fn gen_trait(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream 
     let _ = opts;
     let (attrs, vis, name) = (&tr.attrs, &tr.vis, &tr.ident);
     let sigs = methods.iter().map(|m| {
-        let (mattrs, mname, ctx_pat, ctx_ty, ret) = (&m.attrs, &m.name, &m.ctx_pat, &m.ctx_ty, &m.ret);
+        let (mattrs, mname, ctx_pat, ctx_ty, ret) =
+            (&m.attrs, &m.name, &m.ctx_pat, &m.ctx_ty, &m.ret);
         let args = m.args.iter().map(|(a, t)| quote!(#a: #t));
         quote! {
             #(#mattrs)*

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 use super::{Registry, Runtime};
-use crate::component::{Builder, Instance};
 use crate::Result;
+use crate::component::{Builder, Instance};
 
 /// Built (or being built) components, by name.
 #[derive(Default)]
@@ -18,7 +18,11 @@ pub(crate) struct Instances {
 impl Instances {
     /// The instance of component `name`, building it on first use. Concurrent
     /// callers wait for the one build; a failed build is retried next time.
-    pub(crate) async fn get(&self, name: &'static str, runtime: Arc<dyn Runtime>) -> Result<Instance> {
+    pub(crate) async fn get(
+        &self,
+        name: &'static str,
+        runtime: Arc<dyn Runtime>,
+    ) -> Result<Instance> {
         let reg = Registry::get()?.find(name)?;
         let cell = self.cell(name);
         let instance = cell

@@ -63,7 +63,10 @@ where
 /// Builds the Main component `M` through `instances`, so every path that
 /// asks for Main (the app's entry point, the deployer's component list)
 /// gets the same one instance.
-async fn build_main<M>(instances: &instances::Instances, runtime: Arc<dyn Runtime>) -> Result<&'static M>
+async fn build_main<M>(
+    instances: &instances::Instances,
+    runtime: Arc<dyn Runtime>,
+) -> Result<&'static M>
 where
     M: Implementation<Interface = dyn Main>,
 {

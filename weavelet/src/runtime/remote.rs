@@ -11,20 +11,20 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use weaver_proto::runtime::{
-    envelope_msg, weavelet_msg, ActivateComponentRequest, ComponentInfo, EnvelopeMsg,
-    ExportListenerRequest, GetHealthReply, GetListenerAddressRequest, GetLoadReply,
-    GetMetricsReply, HealthStatus, LogEntry, LogEntryBatch, UpdateComponentsReply,
-    UpdateRoutingInfoReply, WeaveletArgs, WeaveletInfo, WeaveletMsg,
+    ActivateComponentRequest, ComponentInfo, EnvelopeMsg, ExportListenerRequest, GetHealthReply,
+    GetListenerAddressRequest, GetLoadReply, GetMetricsReply, HealthStatus, LogEntry,
+    LogEntryBatch, UpdateComponentsReply, UpdateRoutingInfoReply, WeaveletArgs, WeaveletInfo,
+    WeaveletMsg, envelope_msg, weavelet_msg,
 };
 use weaver_proto::{Conn, ConnError, Incoming, MAX_FRAME_LEN, PROTOCOL_VERSION};
 
 use super::balancer::{Balancer, Pool, Routing};
 use super::instances::Instances;
-use super::{pipes, Registry, Runtime};
+use super::{Registry, Runtime, pipes};
 use crate::component::{Implementation, Instance, Main, Registration, Target};
 use crate::config::Section;
 use crate::logger::LogSink;
-use crate::rpc::{self, wire, Dispatcher};
+use crate::rpc::{self, Dispatcher, wire};
 use crate::{BoxFuture, Context, Error, Listener, Result};
 
 type EnvConn = Conn<WeaveletMsg, EnvelopeMsg>;
@@ -104,7 +104,9 @@ where
 }
 
 fn pipe_closed(reason: &str) -> Error {
-    Error::internal(format!("the deployer closed the control pipe ({reason}); exiting"))
+    Error::internal(format!(
+        "the deployer closed the control pipe ({reason}); exiting"
+    ))
 }
 
 /// Waits for `WeaveletArgs` and checks the protocol version.
@@ -112,12 +114,24 @@ async fn handshake(conn: &EnvConn, incoming: &mut Incoming<EnvelopeMsg>) -> Resu
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming.recv())
         .await
         .map_err(|_| Error::internal("no handshake from the deployer"))?;
-    let Some(EnvelopeMsg { msg: Some(envelope_msg::Msg::WeaveletArgs(args)), .. }) = first else {
-        return Err(Error::internal("the deployer's first message was not the handshake"));
+    let Some(EnvelopeMsg {
+        msg: Some(envelope_msg::Msg::WeaveletArgs(args)),
+        ..
+    }) = first
+    else {
+        return Err(Error::internal(
+            "the deployer's first message was not the handshake",
+        ));
     };
     if args.protocol_version != PROTOCOL_VERSION {
         // Answer anyway, so the deployer can report the mismatch in words.
-        send_info(conn, WeaveletInfo { protocol_version: PROTOCOL_VERSION, ..Default::default() })?;
+        send_info(
+            conn,
+            WeaveletInfo {
+                protocol_version: PROTOCOL_VERSION,
+                ..Default::default()
+            },
+        )?;
         let _ = conn.flush().await;
         return Err(Error::internal(format!(
             "protocol version mismatch: the deployer speaks version {} but this binary speaks version {PROTOCOL_VERSION}",
@@ -128,8 +142,11 @@ async fn handshake(conn: &EnvConn, incoming: &mut Incoming<EnvelopeMsg>) -> Resu
 }
 
 fn send_info(conn: &EnvConn, info: WeaveletInfo) -> Result<()> {
-    conn.send(WeaveletMsg { msg: Some(weavelet_msg::Msg::WeaveletInfo(info)), ..Default::default() })
-        .map_err(conn_error)
+    conn.send(WeaveletMsg {
+        msg: Some(weavelet_msg::Msg::WeaveletInfo(info)),
+        ..Default::default()
+    })
+    .map_err(conn_error)
 }
 
 fn conn_error(e: ConnError) -> Error {
@@ -177,7 +194,9 @@ impl Remote {
     }
 
     fn arc(&self) -> Result<Arc<Remote>> {
-        self.this.upgrade().ok_or_else(|| Error::internal("weavelet shut down"))
+        self.this
+            .upgrade()
+            .ok_or_else(|| Error::internal("weavelet shut down"))
     }
 
     /// Starts serving component RPC; returns the address to dial.
@@ -216,21 +235,33 @@ impl Remote {
                     }
                     weavelet_msg::Msg::UpdateRoutingInfoReply(UpdateRoutingInfoReply {})
                 }
-                Some(envelope_msg::Msg::GetHealthReq(_)) => weavelet_msg::Msg::GetHealthReply(GetHealthReply {
-                    status: HealthStatus::Healthy as i32,
-                }),
-                Some(envelope_msg::Msg::GetLoadReq(_)) => weavelet_msg::Msg::GetLoadReply(GetLoadReply::default()),
+                Some(envelope_msg::Msg::GetHealthReq(_)) => {
+                    weavelet_msg::Msg::GetHealthReply(GetHealthReply {
+                        status: HealthStatus::Healthy as i32,
+                    })
+                }
+                Some(envelope_msg::Msg::GetLoadReq(_)) => {
+                    weavelet_msg::Msg::GetLoadReply(GetLoadReply::default())
+                }
                 Some(envelope_msg::Msg::GetMetricsReq(_)) => {
                     weavelet_msg::Msg::GetMetricsReply(GetMetricsReply::default())
                 }
                 other => {
                     if id > 0 {
-                        let _ = self.conn.reply_error(id, format!("unsupported request {other:?}"));
+                        let _ = self
+                            .conn
+                            .reply_error(id, format!("unsupported request {other:?}"));
                     }
                     continue;
                 }
             };
-            let _ = self.conn.reply(id, WeaveletMsg { msg: Some(reply), ..Default::default() });
+            let _ = self.conn.reply(
+                id,
+                WeaveletMsg {
+                    msg: Some(reply),
+                    ..Default::default()
+                },
+            );
         }
     }
 
@@ -239,9 +270,14 @@ impl Remote {
     fn update_components(&self, components: Vec<String>) {
         let new: Vec<String> = {
             let mut hosted = self.hosted.lock().unwrap_or_else(|e| e.into_inner());
-            components.into_iter().filter(|c| hosted.insert(c.clone())).collect()
+            components
+                .into_iter()
+                .filter(|c| hosted.insert(c.clone()))
+                .collect()
         };
-        let Ok(registry) = Registry::get() else { return };
+        let Ok(registry) = Registry::get() else {
+            return;
+        };
         for name in new {
             let Ok(reg) = registry.find(&name) else {
                 tracing::warn!(component = %name, "asked to host a component this binary lacks");
@@ -258,16 +294,27 @@ impl Remote {
 
     fn routing_sender(&self, component: &str) -> watch::Sender<Option<Arc<Routing>>> {
         let mut map = self.routing.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(component.to_string()).or_insert_with(|| watch::channel(None).0).clone()
+        map.entry(component.to_string())
+            .or_insert_with(|| watch::channel(None).0)
+            .clone()
     }
 
     fn update_routing(&self, component: &str, routing: Routing) {
-        tracing::debug!(component, version = routing.version, replicas = routing.replicas.len(), "routing updated");
-        self.routing_sender(component).send_replace(Some(Arc::new(routing)));
+        tracing::debug!(
+            component,
+            version = routing.version,
+            replicas = routing.replicas.len(),
+            "routing updated"
+        );
+        self.routing_sender(component)
+            .send_replace(Some(Arc::new(routing)));
     }
 
     fn is_hosted(&self, component: &str) -> bool {
-        self.hosted.lock().unwrap_or_else(|e| e.into_inner()).contains(component)
+        self.hosted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(component)
     }
 
     async fn instance(&self, name: &'static str) -> Result<Instance> {
@@ -279,15 +326,30 @@ impl Remote {
     /// the pipe hiccups.
     async fn activate(&self, reg: &Registration) -> Result<Arc<Routing>> {
         let mut rx = self.routing_sender(reg.name).subscribe();
-        let req = ActivateComponentRequest { component: reg.name.to_string(), routed: reg.routed };
+        let req = ActivateComponentRequest {
+            component: reg.name.to_string(),
+            routed: reg.routed,
+        };
         self.conn
-            .call(WeaveletMsg { msg: Some(weavelet_msg::Msg::ActivateComponentReq(req)), ..Default::default() })
+            .call(WeaveletMsg {
+                msg: Some(weavelet_msg::Msg::ActivateComponentReq(req)),
+                ..Default::default()
+            })
             .await
-            .map_err(|e| Error::construction(format!("activate {}: {}", reg.name, conn_error(e).message())))?;
+            .map_err(|e| {
+                Error::construction(format!(
+                    "activate {}: {}",
+                    reg.name,
+                    conn_error(e).message()
+                ))
+            })?;
         let first = tokio::time::timeout(ROUTING_TIMEOUT, rx.wait_for(Option::is_some)).await;
         match first {
             Ok(Ok(r)) => Ok(r.clone().expect("waited for Some")),
-            _ => Err(Error::remote(format!("no routing for {} from the deployer", reg.name))),
+            _ => Err(Error::remote(format!(
+                "no routing for {} from the deployer",
+                reg.name
+            ))),
         }
     }
 }
@@ -301,30 +363,52 @@ impl Runtime for Remote {
                 return Ok(Target::Local(self.instance(name).await?));
             }
             let rx = self.routing_sender(name).subscribe();
-            Ok(Target::Remote(Arc::new(Balancer::new(name, reg.methods, rx, self.pool.clone()))))
+            Ok(Target::Remote(Arc::new(Balancer::new(
+                name,
+                reg.methods,
+                rx,
+                self.pool.clone(),
+            ))))
         })
     }
 
-    fn listener<'a>(&'a self, _component: &'static str, name: &'a str) -> BoxFuture<'a, Result<Listener>> {
+    fn listener<'a>(
+        &'a self,
+        _component: &'static str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Listener>> {
         Box::pin(async move {
-            let req = GetListenerAddressRequest { name: name.to_string() };
+            let req = GetListenerAddressRequest {
+                name: name.to_string(),
+            };
             let reply = self
                 .conn
-                .call(WeaveletMsg { msg: Some(weavelet_msg::Msg::GetListenerAddressReq(req)), ..Default::default() })
+                .call(WeaveletMsg {
+                    msg: Some(weavelet_msg::Msg::GetListenerAddressReq(req)),
+                    ..Default::default()
+                })
                 .await
                 .map_err(conn_error)?;
             let addr = match reply.msg {
-                Some(envelope_msg::Msg::GetListenerAddressReply(r)) if !r.address.is_empty() => r.address,
+                Some(envelope_msg::Msg::GetListenerAddressReply(r)) if !r.address.is_empty() => {
+                    r.address
+                }
                 _ => "127.0.0.1:0".to_string(),
             };
             let listener = TcpListener::bind(&addr)
                 .await
                 .map_err(|e| Error::construction(format!("listen on {addr}: {e}")))?;
             let local = listener.local_addr()?;
-            let req = ExportListenerRequest { listener: name.to_string(), address: local.to_string() };
+            let req = ExportListenerRequest {
+                listener: name.to_string(),
+                address: local.to_string(),
+            };
             let reply = self
                 .conn
-                .call(WeaveletMsg { msg: Some(weavelet_msg::Msg::ExportListenerReq(req)), ..Default::default() })
+                .call(WeaveletMsg {
+                    msg: Some(weavelet_msg::Msg::ExportListenerReq(req)),
+                    ..Default::default()
+                })
                 .await
                 .map_err(conn_error)?;
             let public = match reply.msg {
@@ -357,9 +441,16 @@ impl Runtime for Remote {
 }
 
 impl Dispatcher for Remote {
-    fn dispatch(&self, method_key: u64, ctx: Context, args: Bytes) -> BoxFuture<'static, Result<Vec<u8>>> {
+    fn dispatch(
+        &self,
+        method_key: u64,
+        ctx: Context,
+        args: Bytes,
+    ) -> BoxFuture<'static, Result<Vec<u8>>> {
         let Some(&(reg, method)) = self.methods.get(&method_key) else {
-            return Box::pin(std::future::ready(Err(Error::internal("unknown method key"))));
+            return Box::pin(std::future::ready(Err(Error::internal(
+                "unknown method key",
+            ))));
         };
         if !self.is_hosted(reg.name) {
             return Box::pin(std::future::ready(Err(Error::internal(format!(
@@ -399,7 +490,9 @@ impl LogSink for PipeSink {
         entry.node.clone_from(&self.node);
         // The connection's writer batches whatever is queued into one write.
         let _ = self.conn.send(WeaveletMsg {
-            msg: Some(weavelet_msg::Msg::LogEntryBatch(LogEntryBatch { entries: vec![entry] })),
+            msg: Some(weavelet_msg::Msg::LogEntryBatch(LogEntryBatch {
+                entries: vec![entry],
+            })),
             ..Default::default()
         });
     }

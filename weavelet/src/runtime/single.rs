@@ -44,7 +44,8 @@ where
     print_banner(&rt.sink.app, &rt.sink.deployment);
     let runtime: Arc<dyn Runtime> = rt.clone();
     let main = super::build_main::<M>(&rt.instances, runtime).await?;
-    rt.announcer.component(<dyn Main as crate::component::Interface>::NAME);
+    rt.announcer
+        .component(<dyn Main as crate::component::Interface>::NAME);
     f(main, Context::new()).await
 }
 
@@ -155,7 +156,10 @@ fn color_stderr() -> bool {
 
 /// Prints the app/deployment box to stderr.
 pub(crate) fn print_banner(app: &str, deployment: &str) {
-    let rows = [format!("app        : {app}"), format!("deployment : {deployment}")];
+    let rows = [
+        format!("app        : {app}"),
+        format!("deployment : {deployment}"),
+    ];
     let width = rows.iter().map(|r| r.chars().count()).max().unwrap_or(0);
     let bar = "─".repeat(width + 2);
     let mut out = format!("╭{bar}╮\n");

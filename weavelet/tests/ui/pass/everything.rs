@@ -40,7 +40,8 @@ struct CacheImpl {
 
 impl CacheImpl {
     async fn init(&mut self, _ctx: &Context) -> weaver::Result<()> {
-        self.logger.info("cache ready", [("capacity", self.config.capacity)]);
+        self.logger
+            .info("cache ready", [("capacity", self.config.capacity)]);
         let _ = &self.admin;
         Ok(())
     }

@@ -6,14 +6,22 @@ extern crate weaver as renamed;
 
 #[renamed::component(crate = "::renamed")]
 pub trait Echo {
-    async fn echo(&self, ctx: &renamed::Context, s: ::std::string::String) -> renamed::Result<::std::string::String>;
+    async fn echo(
+        &self,
+        ctx: &renamed::Context,
+        s: ::std::string::String,
+    ) -> renamed::Result<::std::string::String>;
 }
 
 #[renamed::implements(Echo, crate = "::renamed")]
 struct EchoImpl;
 
 impl Echo for EchoImpl {
-    async fn echo(&self, _ctx: &renamed::Context, s: ::std::string::String) -> renamed::Result<::std::string::String> {
+    async fn echo(
+        &self,
+        _ctx: &renamed::Context,
+        s: ::std::string::String,
+    ) -> renamed::Result<::std::string::String> {
         ::std::result::Result::Ok(s)
     }
 }
