@@ -116,6 +116,14 @@ impl Backends {
         set.len() != before
     }
 
+    /// Closes every idle pooled connection to every backend.
+    pub(crate) fn close_idle(&self) {
+        let set = self.set.read().unwrap_or_else(PoisonError::into_inner);
+        for backend in set.iter() {
+            backend.pool.close_idle();
+        }
+    }
+
     /// The current addresses, in the order they were added.
     pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
         let set = self.set.read().unwrap_or_else(PoisonError::into_inner);

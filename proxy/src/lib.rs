@@ -6,9 +6,13 @@
 //! backends are reached over pooled HTTP/1.1 keep-alive connections.
 //!
 //! Each request goes to the less loaded of two backends (power of two choices
-//! on requests in flight). Bodies stream both ways. When no backend answers the
-//! client gets a short `502 Bad Gateway`; a bodiless request whose backend
-//! refused the connection is first retried once on another backend.
+//! on requests in flight). Hop-by-hop headers are dropped, the client's `Host`
+//! is kept and its IP appended to `X-Forwarded-For`, and bodies stream both
+//! ways. A request whose backend cannot be connected to is retried once on
+//! another backend if its method is safe (GET, HEAD, OPTIONS, TRACE) or it has
+//! no body; otherwise, and when no backend is left, the client gets a short
+//! plain-text `502 Bad Gateway`. Failures are logged through `tracing`, tagged
+//! upstream (502), downstream (400) or internal (500).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), weaver_proxy::Error> {

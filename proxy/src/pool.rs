@@ -140,6 +140,12 @@ impl Pool {
         }
     }
 
+    /// Drops every idle connection, which makes hyper close it.
+    pub(crate) fn close_idle(&self) {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(idle);
+    }
+
     fn take_idle(&self) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         // Newest first: the likeliest to be ready and still open.

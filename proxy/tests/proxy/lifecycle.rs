@@ -50,6 +50,8 @@ async fn shutdown_finishes_in_flight_and_refuses_new_connections() {
     let answer = within("the held request", held).await.expect("task");
     assert_eq!(answer, (StatusCode::OK, "a".to_owned()));
     within("shutdown", shutdown).await.expect("task");
+    // Pooled keep-alive connections to the backend are closed too.
+    backend.wait_all_closed().await;
 }
 
 #[tokio::test]

@@ -104,3 +104,25 @@ async fn only_dead_backends_give_502() {
         (StatusCode::BAD_GATEWAY, "backend error\n".to_owned())
     );
 }
+
+#[tokio::test]
+async fn get_with_a_body_is_retried_whole() {
+    trace_init();
+    let live = Backend::start("live").await;
+    let proxy = proxy_for(&[&live]).await;
+    proxy.add_backend(dead_addr().await);
+    let client = http1_client();
+
+    // The connect fails before any byte of the body is read, so the body
+    // reaches the other backend intact.
+    for _ in 0..4 {
+        let req = Request::get(format!("http://{}/echo", proxy.local_addr()))
+            .body(full("query body"))
+            .expect("valid request");
+        assert_eq!(
+            send(&client, req).await,
+            (StatusCode::OK, "query body".to_owned())
+        );
+    }
+    assert_eq!(live.hits(), 4);
+}

@@ -62,6 +62,7 @@ pub(crate) struct Backend {
     state: Arc<State>,
     held: Mutex<mpsc::UnboundedReceiver<()>>,
     release: watch::Sender<bool>,
+    open: watch::Receiver<usize>,
     task: JoinHandle<()>,
 }
 
@@ -69,6 +70,8 @@ struct State {
     name: &'static str,
     hits: AtomicUsize,
     connections: AtomicUsize,
+    /// Connections accepted and not yet closed.
+    open: watch::Sender<usize>,
     held: mpsc::UnboundedSender<()>,
     release: watch::Receiver<bool>,
 }
@@ -82,10 +85,12 @@ impl Backend {
         let addr = listener.local_addr().expect("backend address");
         let (held_tx, held) = mpsc::unbounded_channel();
         let (release, release_rx) = watch::channel(false);
+        let (open_tx, open) = watch::channel(0);
         let state = Arc::new(State {
             name,
             hits: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            open: open_tx,
             held: held_tx,
             release: release_rx,
         });
@@ -95,6 +100,7 @@ impl Backend {
             state,
             held: Mutex::new(held),
             release,
+            open,
             task,
         }
     }
@@ -112,6 +118,14 @@ impl Backend {
     /// How many connections this backend accepted.
     pub(crate) fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every connection to this backend is closed.
+    pub(crate) async fn wait_all_closed(&self) {
+        let mut open = self.open.clone();
+        within("backend connections to close", open.wait_for(|n| *n == 0))
+            .await
+            .expect("backend alive");
     }
 
     /// Waits until a `/hold` request has arrived here.
@@ -140,12 +154,17 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
             return;
         };
         state.connections.fetch_add(1, Ordering::SeqCst);
+        state.open.send_modify(|n| *n += 1);
         let state = Arc::clone(&state);
         tokio::spawn(async move {
-            let service = service_fn(move |req| answer(Arc::clone(&state), req));
+            let service = service_fn({
+                let state = Arc::clone(&state);
+                move |req| answer(Arc::clone(&state), req)
+            });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            state.open.send_modify(|n| *n -= 1);
         });
     }
 }

@@ -13,19 +13,22 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::BenchError;
+use crate::{BenchError, cpu};
 
 const BODY: &[u8] = b"hello, weaver\n";
 
-/// Starts `count` backends on 127.0.0.1:0 and returns their addresses.
-pub(crate) fn start(count: usize) -> Result<Vec<SocketAddr>, BenchError> {
+/// Starts `count` backends on 127.0.0.1:0 and returns their addresses and
+/// the kernel id of the thread serving them.
+pub(crate) fn start(count: usize) -> Result<(Vec<SocketAddr>, Option<u32>), BenchError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let (tx, rx) = mpsc::channel();
+    let (tid_tx, tid_rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("backends".to_owned())
         .spawn(move || {
+            let _ = tid_tx.send(cpu::current_tid());
             runtime.block_on(async move {
                 for _ in 0..count {
                     let bound = TcpListener::bind("127.0.0.1:0").await;
@@ -41,13 +44,15 @@ pub(crate) fn start(count: usize) -> Result<Vec<SocketAddr>, BenchError> {
                 std::future::pending::<()>().await;
             });
         })?;
-    (0..count)
+    let tid = tid_rx.recv()?;
+    let addrs = (0..count)
         .map(|_| {
             rx.recv()
                 .map_err(BenchError::from)?
                 .map_err(BenchError::from)
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((addrs, tid))
 }
 
 async fn serve(listener: TcpListener) {

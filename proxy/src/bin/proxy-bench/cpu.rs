@@ -1,7 +1,10 @@
 //! CPU time of processes and threads, from /proc (10 ms resolution).
 
 use std::fs;
+use std::process::Command;
 use std::time::Duration;
+
+use crate::BenchError;
 
 /// Linux reports utime/stime in USER_HZ ticks, 100 per second on every
 /// architecture Rust targets.
@@ -52,4 +55,18 @@ fn stat_cpu(path: &str) -> Duration {
 fn fields_after_comm(stat: &str) -> impl Iterator<Item = &str> {
     let rest = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
     rest.split_whitespace()
+}
+
+/// Pins thread `tid` to CPU `cpu` with taskset(1).
+pub(crate) fn pin_thread(tid: u32, cpu: u32) -> Result<(), BenchError> {
+    let status = Command::new("taskset")
+        .args(["-p", "-c", &cpu.to_string(), &tid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run taskset: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("taskset failed for thread {tid}: {status}").into())
+    }
 }

@@ -11,7 +11,9 @@
 //!
 //! Options: `--runs N` (3), `--duration SECS` (5), `--connections N` (64),
 //! `--threads N` (2), `--runtime current-thread|multi-thread` (current-thread,
-//! the proxy's tokio runtime), `--nginx-workers N|auto` (1).
+//! the proxy's tokio runtime), `--event-interval N` (tokio's default),
+//! `--nginx-workers N|auto` (1), `--pin` (wrk on CPU 1; backends and the
+//! proxy under test on CPU 0, so the proxy's cost decides the throughput).
 //!
 //! Fairness: by default both proxies get one thread (tokio current-thread,
 //! nginx `worker_processes 1`), both keep upstream connections alive with no
@@ -44,6 +46,7 @@ struct Options {
     /// tokio's `event_interval` for the proxy runtime, if not the default.
     event_interval: Option<u32>,
     nginx_workers: String,
+    pin: bool,
 }
 
 /// Our proxy on a runtime of its own, and the kernel ids of its threads.
@@ -77,9 +80,15 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), BenchError> {
     let options = parse_args()?;
-    let backends = backend::start(2)?;
+    let (backends, backend_tid) = backend::start(2)?;
     let weaver = start_proxy(&backends, &options)?;
-    let nginx = Nginx::start(&backends, &options.nginx_workers)?;
+    if options.pin {
+        let tids = weaver.tids.lock().unwrap_or_else(PoisonError::into_inner);
+        for tid in tids.iter().chain(&backend_tid) {
+            cpu::pin_thread(*tid, 0)?;
+        }
+    }
+    let nginx = Nginx::start(&backends, &options.nginx_workers, options.pin)?;
     let targets = [
         Target::Direct(backends[0]),
         Target::Weaver(&weaver),
@@ -90,12 +99,12 @@ fn run() -> Result<(), BenchError> {
         ..options.load
     };
     for target in &targets {
-        wrk::run(target.addr(), warm_up)?;
+        wrk::run(target.addr(), warm_up, options.pin)?;
     }
     let mut runs: [Vec<Run>; 3] = Default::default();
     for round in 1..=options.runs {
         for (target, runs) in targets.iter().zip(runs.iter_mut()) {
-            let run = measure(target, options.load)?;
+            let run = measure(target, options.load, options.pin)?;
             println!(
                 "round {round} {:<14} {:>10.0} req/s  p99 {:>9}",
                 target.name(),
@@ -109,9 +118,9 @@ fn run() -> Result<(), BenchError> {
     Ok(())
 }
 
-fn measure(target: &Target<'_>, load: Load) -> Result<Run, BenchError> {
+fn measure(target: &Target<'_>, load: Load, pin: bool) -> Result<Run, BenchError> {
     let before = target.cpu();
-    let summary = wrk::run(target.addr(), load)?;
+    let summary = wrk::run(target.addr(), load, pin)?;
     let cpu_per_request = before.zip(target.cpu()).and_then(|(before, after)| {
         let requests = u32::try_from(summary.requests.max(1)).ok()?;
         Some(after.saturating_sub(before) / requests)
@@ -218,11 +227,16 @@ fn report(options: &Options, runs: &[Vec<Run>; 3]) {
     let load = options.load;
     println!();
     println!(
-        "wrk -t{} -c{} -d{}s --latency; {} runs per target, alternating; medians",
+        "wrk -t{} -c{} -d{}s --latency; {} runs per target, alternating; medians; {}",
         load.threads,
         load.connections,
         load.duration.as_secs(),
-        options.runs
+        options.runs,
+        if options.pin {
+            "pinned: wrk on CPU 1, backends and proxies on CPU 0"
+        } else {
+            "unpinned"
+        }
     );
     println!(
         "weaver-proxy: tokio {} runtime | {}: worker_processes {} | backends: 2 x hyper http1, one current-thread runtime",
@@ -288,6 +302,7 @@ fn parse_args() -> Result<Options, BenchError> {
         multi_thread: false,
         event_interval: None,
         nginx_workers: "1".to_owned(),
+        pin: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -306,6 +321,7 @@ fn parse_args() -> Result<Options, BenchError> {
             }
             "--event-interval" => options.event_interval = Some(value()?.parse()?),
             "--nginx-workers" => options.nginx_workers = value()?,
+            "--pin" => options.pin = true,
             other => return Err(format!("unknown option {other}").into()),
         }
     }

@@ -20,8 +20,13 @@ pub(crate) struct Nginx {
 }
 
 impl Nginx {
-    /// Starts nginx with `workers` worker processes in front of `backends`.
-    pub(crate) fn start(backends: &[SocketAddr], workers: &str) -> Result<Nginx, BenchError> {
+    /// Starts nginx with `workers` worker processes in front of `backends`,
+    /// on CPU 0 if `pin`.
+    pub(crate) fn start(
+        backends: &[SocketAddr],
+        workers: &str,
+        pin: bool,
+    ) -> Result<Nginx, BenchError> {
         let dir = std::env::temp_dir().join(format!("weaver-proxy-bench-{}", std::process::id()));
         fs::create_dir_all(&dir)?;
         let addr = free_addr()?;
@@ -29,7 +34,14 @@ impl Nginx {
             dir.join("nginx.conf"),
             config(&dir, addr, backends, workers),
         )?;
-        let child = Command::new("nginx")
+        let mut command = if pin {
+            let mut taskset = Command::new("taskset");
+            taskset.args(["-c", "0", "nginx"]);
+            taskset
+        } else {
+            Command::new("nginx")
+        };
+        let child = command
             .arg("-p")
             .arg(&dir)
             .arg("-c")

@@ -22,9 +22,16 @@ pub(crate) struct Summary {
     pub(crate) p99: Duration,
 }
 
-/// Runs wrk against `http://{addr}/` and parses its output.
-pub(crate) fn run(addr: SocketAddr, load: Load) -> Result<Summary, BenchError> {
-    let output = Command::new("wrk")
+/// Runs wrk against `http://{addr}/` (on CPU 1 if `pin`) and parses its output.
+pub(crate) fn run(addr: SocketAddr, load: Load, pin: bool) -> Result<Summary, BenchError> {
+    let mut command = if pin {
+        let mut taskset = Command::new("taskset");
+        taskset.args(["-c", "1", "wrk"]);
+        taskset
+    } else {
+        Command::new("wrk")
+    };
+    let output = command
         .arg(format!("-t{}", load.threads))
         .arg(format!("-c{}", load.connections))
         .arg(format!("-d{}s", load.duration.as_secs()))

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Proxy benchmark: weaver-proxy vs nginx over the same two backends, and vs one
+# backend hit directly, measured with wrk. Runs unpinned, then pinned (wrk on
+# CPU 1, backends and proxy on CPU 0). Extra arguments go to both runs, e.g.
+#   scripts/bench-proxy.sh --runs 5
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-bench-deps.sh
+cargo build --release -p weaver-proxy --bin proxy-bench
+./target/release/proxy-bench "$@"
+echo
+./target/release/proxy-bench --pin "$@"
