@@ -72,10 +72,39 @@ impl Router {
     ) -> Result<Response<ResponseBody>, Failure> {
         let req = prepare(req, client_ip)?;
         let first = self.backends.pick(None).ok_or(Failure::NoBackend)?;
-        match first.backend().pool().checkout().await {
+        let failed = first.backend().addr();
+        // A bodiless idempotent request can be rebuilt and sent again if the
+        // backend dies under it (say, a replica killed while a pooled
+        // connection to it looked fine).
+        let replay = replayable(&req);
+        let result = match first.backend().pool().checkout().await {
             Ok(checkout) => exchange(first, checkout, req).await,
             // Boxed to keep the common path's future small.
-            Err(error) => Box::pin(self.retry(first, error, req)).await,
+            Err(error) => return Box::pin(self.retry(first, error, req)).await,
+        };
+        match (result, replay) {
+            (Err(failure), Some(req)) if failure.side() == Side::Upstream => {
+                Box::pin(self.replay(failed, failure, req)).await
+            }
+            (result, _) => result,
+        }
+    }
+
+    /// After `failed` broke off an exchange: sends the rebuilt request once
+    /// to another backend.
+    async fn replay(
+        &self,
+        failed: std::net::SocketAddr,
+        failure: Failure,
+        req: Request<RequestBody>,
+    ) -> Result<Response<ResponseBody>, Failure> {
+        let Some(second) = self.backends.pick(Some(failed)) else {
+            return Err(failure);
+        };
+        debug!(backend = %failed, error = %failure, "exchange failed; replaying on another backend");
+        match second.backend().pool().checkout().await {
+            Ok(checkout) => exchange(second, checkout, req).await,
+            Err(_) => Err(failure),
         }
     }
 
@@ -151,6 +180,24 @@ async fn resend(
     })?;
     let result = fresh.sender.send_request(req).await;
     Ok((fresh.sender, result))
+}
+
+/// A copy of a bodiless GET, HEAD, OPTIONS or TRACE request, which may be
+/// sent again even if a backend may have seen it.
+fn replayable(req: &Request<RequestBody>) -> Option<Request<RequestBody>> {
+    let idempotent = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    );
+    if !idempotent || !matches!(req.body(), RequestBody::Empty) {
+        return None;
+    }
+    let mut copy = Request::new(RequestBody::Empty);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
 }
 
 /// Whether a request that reached no backend may be sent to another one.

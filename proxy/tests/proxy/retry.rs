@@ -126,3 +126,49 @@ async fn get_with_a_body_is_retried_whole() {
     }
     assert_eq!(live.hits(), 4);
 }
+
+/// A backend that accepts connections, reads a request and hangs up
+/// without answering: a replica killed mid-request.
+async fn hang_up_backend() -> std::net::SocketAddr {
+    use tokio::io::AsyncReadExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            drop(s);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_get_cut_off_mid_exchange_is_replayed_on_another_backend() {
+    trace_init();
+    let live = Backend::start("live").await;
+    let proxy = proxy_for(&[&live]).await;
+    proxy.add_backend(hang_up_backend().await);
+    let client = http1_client();
+    for _ in 0..10 {
+        assert_eq!(
+            get(&client, &proxy, "/").await,
+            (StatusCode::OK, "live".to_owned())
+        );
+    }
+    assert_eq!(live.hits(), 10);
+
+    // A POST with a body may have been acted on: it is not sent twice.
+    let mut failed = 0;
+    for _ in 0..6 {
+        let req = Request::post(format!("http://{}/", proxy.local_addr()))
+            .body(full("payload"))
+            .expect("valid request");
+        if send(&client, req).await.0 == StatusCode::BAD_GATEWAY {
+            failed += 1;
+        }
+    }
+    assert!(failed > 0, "no POST picked the hanging-up backend");
+}
