@@ -51,13 +51,23 @@ pub(crate) struct Remote {
     routing: Mutex<HashMap<String, watch::Sender<Option<Arc<Routing>>>>>,
 }
 
-/// Sends log entries up the pipe.
+/// Sends log entries up the pipe, batching what accumulates while the
+/// previous batch is being sent.
 struct PipeSink {
-    conn: EnvConn,
     app: String,
     deployment: String,
     node: String,
+    tx: tokio::sync::mpsc::UnboundedSender<SinkMsg>,
 }
+
+enum SinkMsg {
+    Entry(LogEntry),
+    /// Acknowledged once every entry before it is handed to the pipe.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Most entries in one batch.
+const MAX_BATCH: usize = 1024;
 
 pub(super) async fn run<M, F, Fut>(f: F) -> Result<()>
 where
@@ -88,6 +98,7 @@ where
         Err(pipe_closed(&conn.closed().await))
     };
     // Everything logged so far reaches the deployer before we exit.
+    rt.sink.flush().await;
     let _ = conn.flush().await;
     result
 }
@@ -174,11 +185,13 @@ impl Remote {
                 methods.insert(wire::method_key(reg.name, m.name), (reg, i as u32));
             }
         }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(send_batches(conn.clone(), rx));
         let sink = Arc::new(PipeSink {
-            conn: conn.clone(),
             app: args.app.clone(),
             deployment: args.deployment_id.clone(),
             node: args.id.clone(),
+            tx,
         });
         Arc::new_cyclic(|this| Remote {
             this: this.clone(),
@@ -483,17 +496,50 @@ impl PipeSink {
     }
 }
 
+impl PipeSink {
+    /// Waits until every entry logged so far is handed to the pipe.
+    async fn flush(&self) {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        if self.tx.send(SinkMsg::Flush(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
 impl LogSink for PipeSink {
     fn log(&self, mut entry: LogEntry) {
         entry.app.clone_from(&self.app);
         entry.version.clone_from(&self.deployment);
         entry.node.clone_from(&self.node);
-        // The connection's writer batches whatever is queued into one write.
-        let _ = self.conn.send(WeaveletMsg {
-            msg: Some(weavelet_msg::Msg::LogEntryBatch(LogEntryBatch {
-                entries: vec![entry],
-            })),
-            ..Default::default()
-        });
+        let _ = self.tx.send(SinkMsg::Entry(entry));
+    }
+}
+
+/// Sends queued entries as `LogEntryBatch` messages until the sink is gone.
+async fn send_batches(conn: EnvConn, mut rx: tokio::sync::mpsc::UnboundedReceiver<SinkMsg>) {
+    while let Some(first) = rx.recv().await {
+        let mut entries = Vec::new();
+        let mut acks = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                SinkMsg::Entry(e) => entries.push(e),
+                SinkMsg::Flush(ack) => acks.push(ack),
+            }
+            next = if entries.len() < MAX_BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !entries.is_empty() {
+            let _ = conn.send(WeaveletMsg {
+                msg: Some(weavelet_msg::Msg::LogEntryBatch(LogEntryBatch { entries })),
+                ..Default::default()
+            });
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
     }
 }
