@@ -24,6 +24,9 @@ use weaver::{Context, Logger, Ref};
 pub(crate) trait Echo {
     /// Returns `data` unchanged.
     async fn echo(&self, ctx: &Context, data: Vec<u8>) -> weaver::Result<Vec<u8>>;
+    /// Returns `data` unchanged after yielding to the runtime once, so the
+    /// call cannot finish on its first poll (the path of handlers that wait).
+    async fn echo_later(&self, ctx: &Context, data: Vec<u8>) -> weaver::Result<Vec<u8>>;
     /// This process's CPU time so far, in µs (user + system).
     async fn cpu(&self, ctx: &Context) -> weaver::Result<u64>;
 }
@@ -33,6 +36,11 @@ struct EchoImpl;
 
 impl Echo for EchoImpl {
     async fn echo(&self, _ctx: &Context, data: Vec<u8>) -> weaver::Result<Vec<u8>> {
+        Ok(data)
+    }
+
+    async fn echo_later(&self, _ctx: &Context, data: Vec<u8>) -> weaver::Result<Vec<u8>> {
+        tokio::task::yield_now().await;
         Ok(data)
     }
 
@@ -56,6 +64,8 @@ struct Spec {
     mux: usize,
     inflight: usize,
     size: usize,
+    /// Call `echo_later` instead of `echo` (handlers that wait).
+    later: bool,
 }
 
 impl Spec {
@@ -66,6 +76,7 @@ impl Spec {
             mux: 200_000,
             inflight: 64,
             size: 16,
+            later: false,
         };
         for kv in s.split(',').filter(|kv| !kv.trim().is_empty()) {
             let (k, v) = kv
@@ -78,6 +89,7 @@ impl Spec {
                 "mux" => spec.mux = v,
                 "inflight" => spec.inflight = v.max(1),
                 "size" => spec.size = v,
+                "later" => spec.later = v != 0,
                 other => anyhow::bail!("unknown ECHO_BENCH key {other:?}"),
             }
         }
@@ -85,8 +97,25 @@ impl Spec {
     }
 }
 
-#[tokio::main]
-async fn main() -> weaver::Result<()> {
+fn main() -> weaver::Result<()> {
+    // `#[tokio::main]` (multi-thread) unless `ECHO_RT=current_thread`.
+    let rt = if current_thread() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
+    rt.block_on(app())
+}
+
+fn current_thread() -> bool {
+    std::env::var("ECHO_RT").is_ok_and(|v| v == "current_thread")
+}
+
+async fn app() -> weaver::Result<()> {
     weaver::run(|app: &'static App, _ctx| async move {
         match std::env::var("ECHO_BENCH") {
             Ok(spec) => {
@@ -103,15 +132,22 @@ async fn main() -> weaver::Result<()> {
                 if let Ok(out) = std::env::var("ECHO_OUT") {
                     // Write then rename, so a reader never sees half a line.
                     let tmp = format!("{out}.tmp");
-                    if let Err(e) = std::fs::write(&tmp, format!("{line}\n")).and_then(|()| std::fs::rename(&tmp, &out)) {
-                        app.logger.error("writing the benchmark result", [("error", e.to_string())]);
+                    if let Err(e) = std::fs::write(&tmp, format!("{line}\n"))
+                        .and_then(|()| std::fs::rename(&tmp, &out))
+                    {
+                        app.logger
+                            .error("writing the benchmark result", [("error", e.to_string())]);
                     }
                 } else {
                     println!("{line}");
                 }
             }
             Err(_) => {
-                let reply = app.echo.get().echo(&Context::new(), b"hello".to_vec()).await?;
+                let reply = app
+                    .echo
+                    .get()
+                    .echo(&Context::new(), b"hello".to_vec())
+                    .await?;
                 app.logger.info("echo answered", [("bytes", reply.len())]);
             }
         }
@@ -140,7 +176,12 @@ async fn bench(app: &'static App, spec: String) -> anyhow::Result<serde_json::Va
     let start = Instant::now();
     for _ in 0..spec.calls {
         let t = Instant::now();
-        let r = echo.echo(&ctx, data.clone()).await.map_err(ae)?;
+        let r = if spec.later {
+            echo.echo_later(&ctx, data.clone()).await
+        } else {
+            echo.echo(&ctx, data.clone()).await
+        }
+        .map_err(ae)?;
         lat.push(t.elapsed());
         anyhow::ensure!(r.len() == data.len(), "echo returned different bytes");
     }
@@ -184,7 +225,7 @@ async fn bench(app: &'static App, spec: String) -> anyhow::Result<serde_json::Va
         "calls_per_sec": spec.mux as f64 / wall64.as_secs_f64(),
         "cpu64_us_per_call": (cpu3 - cpu2 + remote3 - remote2) as f64 / spec.mux.max(1) as f64,
         "client_cpu64_us_per_call": (cpu3 - cpu2) as f64 / spec.mux.max(1) as f64,
-        "runtime": "tokio multi-thread (#[tokio::main])",
+        "runtime": if current_thread() { "tokio current_thread" } else { "tokio multi-thread (#[tokio::main])" },
     }))
 }
 

@@ -11,20 +11,29 @@
 //! Options: `--runs N` (default 3), `--calls N` (timed calls at 1 in flight,
 //! default 20000), `--mux N` (calls at 64 in flight, default 200000),
 //! `--inflight N` (default 64), `--size N` (bytes each way, default 16),
-//! `--only weaver,raw,tonic`, `--pin pinned,unpinned`.
+//! `--only weaver,weaver-ct,raw,raw-ct,tonic,tokio-pp`,
+//! `--pin pinned,unpinned`, `--echo PATH` (another build of the echo app,
+//! to compare builds).
 //!
 //! Every configuration runs once pinned (all of its processes under
-//! `taskset -c 0`) and once unpinned, `--runs` times, alternating the three
+//! `taskset -c 0`) and once unpinned, `--runs` times, alternating the
 //! systems; the table shows medians. Targets are judged on the pinned runs.
 //!
 //! - **weaver**: the `echo` app deployed with `weaver multi deploy` and
 //!   `replicas = 1` (one Main process calling one Echo process); Main
-//!   measures and writes a JSON line (see `echo.rs`).
+//!   measures and writes a JSON line (see `echo.rs`). The app runs on
+//!   `#[tokio::main]`'s multi-thread runtime; **weaver-ct** is the same app
+//!   on tokio's current-thread runtime.
 //! - **raw**: a child of this binary serves a Unix socket. 1 in flight is a
 //!   blocking std ping-pong; 64 in flight is a multiplexed tokio echo
-//!   (length-prefixed frames with ids, 64 caller tasks on one connection).
+//!   (length-prefixed frames with ids, 64 caller tasks on one connection)
+//!   on the multi-thread runtime; **raw-ct** is that echo on the
+//!   current-thread runtime.
 //! - **tonic**: a tonic 0.14 gRPC echo (hand-built service, prost codec) over
 //!   a Unix socket, the server in a child of this binary.
+//! - **tokio-pp** (for reference): the ping-pong with tokio on both sides,
+//!   sockets registered for reading only: the floor of any runtime-driven
+//!   RPC at 1 in flight.
 //!
 //! CPU per call is the client's plus the server's CPU time (getrusage) over
 //! the timed calls, divided by the number of calls.
@@ -65,32 +74,52 @@ impl Spec {
     }
 }
 
-/// What one measurement of one system found.
+/// What one measurement of one system found (`None`: not measured).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Sample {
-    pub(crate) p50_us: f64,
-    pub(crate) p99_us: f64,
-    pub(crate) cpu1_us_per_call: f64,
-    pub(crate) calls_per_sec: f64,
-    pub(crate) cpu64_us_per_call: f64,
+    pub(crate) p50_us: Option<f64>,
+    pub(crate) p99_us: Option<f64>,
+    pub(crate) cpu1_us_per_call: Option<f64>,
+    pub(crate) calls_per_sec: Option<f64>,
+    pub(crate) cpu64_us_per_call: Option<f64>,
+}
+
+impl Sample {
+    /// Nothing measured yet.
+    pub(crate) fn none() -> Sample {
+        Sample::default()
+    }
 }
 
 /// The systems compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum System {
     Weaver,
+    WeaverCt,
     Raw,
+    RawCt,
     Tonic,
+    TokioPp,
 }
 
 impl System {
-    pub(crate) const ALL: [System; 3] = [System::Weaver, System::Raw, System::Tonic];
+    pub(crate) const ALL: [System; 6] = [
+        System::Weaver,
+        System::WeaverCt,
+        System::Raw,
+        System::RawCt,
+        System::Tonic,
+        System::TokioPp,
+    ];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             System::Weaver => "weaver",
+            System::WeaverCt => "weaver-ct",
             System::Raw => "raw",
+            System::RawCt => "raw-ct",
             System::Tonic => "tonic",
+            System::TokioPp => "tokio-pp",
         }
     }
 }
@@ -100,6 +129,7 @@ struct Options {
     spec: Spec,
     systems: Vec<System>,
     pins: Vec<bool>,
+    echo: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -108,11 +138,15 @@ fn main() -> anyhow::Result<()> {
         // Internal modes: this binary as a client or a server of one system.
         Some("measure") => measure(&args[1..]),
         Some("serve") => serve(&args[1..]),
-        _ => orchestrate(parse_options(&args)?),
+        _ => match parse_options(&args)? {
+            Some(o) => orchestrate(o),
+            None => Ok(()),
+        },
     }
 }
 
-fn parse_options(args: &[String]) -> anyhow::Result<Options> {
+/// The options; `None` after printing the usage.
+fn parse_options(args: &[String]) -> anyhow::Result<Option<Options>> {
     let mut o = Options {
         runs: 3,
         spec: Spec {
@@ -124,6 +158,7 @@ fn parse_options(args: &[String]) -> anyhow::Result<Options> {
         },
         systems: System::ALL.to_vec(),
         pins: vec![true, false],
+        echo: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -135,6 +170,7 @@ fn parse_options(args: &[String]) -> anyhow::Result<Options> {
             "--mux" => o.spec.mux = value()?.parse()?,
             "--inflight" => o.spec.inflight = value()?.parse()?,
             "--size" => o.spec.size = value()?.parse()?,
+            "--echo" => o.echo = Some(PathBuf::from(value()?)),
             "--only" => {
                 let v = value()?;
                 o.systems = System::ALL
@@ -146,29 +182,48 @@ fn parse_options(args: &[String]) -> anyhow::Result<Options> {
                 let v = value()?;
                 o.pins = [true, false]
                     .into_iter()
-                    .filter(|p| v.split(',').any(|x| x == if *p { "pinned" } else { "unpinned" }))
+                    .filter(|p| {
+                        v.split(',')
+                            .any(|x| x == if *p { "pinned" } else { "unpinned" })
+                    })
                     .collect();
             }
             "-h" | "--help" => {
-                println!("usage: rpc-bench [--runs N] [--calls N] [--mux N] [--inflight N] [--size N] [--only weaver,raw,tonic] [--pin pinned,unpinned]");
-                std::process::exit(0);
+                println!(
+                    "usage: rpc-bench [--runs N] [--calls N] [--mux N] [--inflight N] [--size N] \
+                     [--only weaver,weaver-ct,raw,raw-ct,tonic,tokio-pp] [--pin pinned,unpinned] [--echo PATH]"
+                );
+                return Ok(None);
             }
             other => bail!("unknown option {other:?} (try --help)"),
         }
     }
-    anyhow::ensure!(o.runs > 0 && o.spec.calls > 0 && o.spec.mux > 0, "counts must be positive");
-    anyhow::ensure!(!o.systems.is_empty() && !o.pins.is_empty(), "nothing to run");
-    Ok(o)
+    anyhow::ensure!(
+        o.runs > 0 && o.spec.calls > 0 && o.spec.mux > 0,
+        "counts must be positive"
+    );
+    anyhow::ensure!(
+        !o.systems.is_empty() && !o.pins.is_empty(),
+        "nothing to run"
+    );
+    Ok(Some(o))
 }
 
 /// Runs every configuration and prints the table.
 fn orchestrate(o: Options) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().context("no directory for this binary")?.to_path_buf();
+    let dir = exe
+        .parent()
+        .context("no directory for this binary")?
+        .to_path_buf();
     let weaver = dir.join("weaver");
-    let echo = dir.join("echo");
+    let echo = o.echo.clone().unwrap_or_else(|| dir.join("echo"));
     for b in [&weaver, &echo] {
-        if o.systems.contains(&System::Weaver) && !b.exists() {
+        if o.systems
+            .iter()
+            .any(|s| matches!(s, System::Weaver | System::WeaverCt))
+            && !b.exists()
+        {
             bail!(
                 "{} is missing; build with: cargo build --release -p weaver-cli -p weaver-integration --bins",
                 b.display()
@@ -176,8 +231,15 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
         }
     }
     if o.pins.contains(&true) {
-        let ok = Command::new("taskset").arg("-V").stdout(Stdio::null()).status().map(|s| s.success());
-        anyhow::ensure!(matches!(ok, Ok(true)), "taskset (util-linux) is needed to pin to CPU 0");
+        let ok = Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success());
+        anyhow::ensure!(
+            matches!(ok, Ok(true)),
+            "taskset (util-linux) is needed to pin to CPU 0"
+        );
     }
     let tmp = std::env::temp_dir().join(format!("rpc-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
@@ -201,20 +263,32 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
                 let started = Instant::now();
                 let out = tmp.join(format!("{}-{n}.json", sys.name()));
                 let sample = match sys {
-                    System::Weaver => run_weaver(&weaver, &echo, &tmp, &out, &o.spec, pinned),
-                    System::Raw | System::Tonic => run_self(&exe, sys, &out, &o.spec, pinned),
+                    System::Weaver => run_weaver(&weaver, &echo, &tmp, &out, &o.spec, pinned, None),
+                    System::WeaverCt => run_weaver(
+                        &weaver,
+                        &echo,
+                        &tmp,
+                        &out,
+                        &o.spec,
+                        pinned,
+                        Some("current_thread"),
+                    ),
+                    _ => run_self(&exe, sys, &out, &o.spec, pinned),
                 }
                 .with_context(|| format!("{} ({})", sys.name(), pin_name(pinned)))?;
+                let f = |v: Option<f64>, digits: usize| {
+                    v.map_or("-".to_string(), |v| format!("{v:.digits$}"))
+                };
                 println!(
-                    "  run {} {:>8} {:<6}  p50 {:>7.1} µs  p99 {:>7.1} µs  {:>9.0} calls/s  cpu {:>5.1}/{:>5.1} µs/call  ({:.1} s)",
+                    "  run {} {:>8} {:<9}  p50 {:>6} µs  p99 {:>6} µs  {:>9} calls/s  cpu {:>5}/{:>5} µs/call  ({:.1} s)",
                     run + 1,
                     pin_name(pinned),
                     sys.name(),
-                    sample.p50_us,
-                    sample.p99_us,
-                    sample.calls_per_sec,
-                    sample.cpu1_us_per_call,
-                    sample.cpu64_us_per_call,
+                    f(sample.p50_us, 1),
+                    f(sample.p99_us, 1),
+                    f(sample.calls_per_sec, 0),
+                    f(sample.cpu1_us_per_call, 1),
+                    f(sample.cpu64_us_per_call, 2),
                     started.elapsed().as_secs_f64()
                 );
                 results.add(sys, pinned, sample);
@@ -241,15 +315,29 @@ fn command(program: &Path, pinned: bool) -> Command {
 }
 
 /// Deploys the echo app and waits for its result line.
-fn run_weaver(weaver: &Path, echo: &Path, tmp: &Path, out: &Path, spec: &Spec, pinned: bool) -> anyhow::Result<Sample> {
+fn run_weaver(
+    weaver: &Path,
+    echo: &Path,
+    tmp: &Path,
+    out: &Path,
+    spec: &Spec,
+    pinned: bool,
+    runtime: Option<&str>,
+) -> anyhow::Result<Sample> {
     let toml = tmp.join("weaver.toml");
+    let mut env = vec![
+        format!("ECHO_BENCH={}", spec.to_echo_env()),
+        format!("ECHO_OUT={}", out.display()),
+    ];
+    // The app's runtime flavour, if not `#[tokio::main]`'s (see echo.rs).
+    if let Some(rt) = runtime {
+        env.push(format!("ECHO_RT={rt}"));
+    }
     std::fs::write(
         &toml,
         format!(
-            "[serviceweaver]\nname = \"echo\"\nbinary = {:?}\nenv = [{:?}, {:?}]\n\n[multi]\nreplicas = 1\n",
+            "[serviceweaver]\nname = \"echo\"\nbinary = {:?}\nenv = {env:?}\n\n[multi]\nreplicas = 1\n",
             echo.display().to_string(),
-            format!("ECHO_BENCH={}", spec.to_echo_env()),
-            format!("ECHO_OUT={}", out.display()),
         ),
     )?;
     let log = std::fs::File::create(tmp.join("deploy.log"))?;
@@ -271,7 +359,13 @@ fn run_weaver(weaver: &Path, echo: &Path, tmp: &Path, out: &Path, spec: &Spec, p
 }
 
 /// Runs `rpc-bench measure <sys>` (a client that starts its own server).
-fn run_self(exe: &Path, sys: System, out: &Path, spec: &Spec, pinned: bool) -> anyhow::Result<Sample> {
+fn run_self(
+    exe: &Path,
+    sys: System,
+    out: &Path,
+    spec: &Spec,
+    pinned: bool,
+) -> anyhow::Result<Sample> {
     let status = command(exe, pinned)
         .arg("measure")
         .arg(sys.name())
@@ -279,12 +373,17 @@ fn run_self(exe: &Path, sys: System, out: &Path, spec: &Spec, pinned: bool) -> a
         .arg(out)
         .stdin(Stdio::null())
         .status()?;
-    anyhow::ensure!(status.success(), "measuring {} failed: {status}", sys.name());
+    anyhow::ensure!(
+        status.success(),
+        "measuring {} failed: {status}",
+        sys.name()
+    );
     parse_sample(&std::fs::read_to_string(out)?)
 }
 
 fn parse_sample(line: &str) -> anyhow::Result<Sample> {
-    let v: serde_json::Value = serde_json::from_str(line.trim()).with_context(|| format!("bad result line {line:?}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(line.trim()).with_context(|| format!("bad result line {line:?}"))?;
     if let Some(e) = v.get("error") {
         bail!("the benchmark failed: {e}");
     }
@@ -294,10 +393,10 @@ fn parse_sample(line: &str) -> anyhow::Result<Sample> {
 fn wait_for_file(path: &Path, child: &mut ChildGuard, limit: Duration) -> anyhow::Result<String> {
     let start = Instant::now();
     loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if s.ends_with('\n') {
-                return Ok(s);
-            }
+        if let Ok(s) = std::fs::read_to_string(path)
+            && s.ends_with('\n')
+        {
+            return Ok(s);
         }
         if let Some(status) = child.try_wait()? {
             bail!("the deployer exited early ({status})");
@@ -305,7 +404,7 @@ fn wait_for_file(path: &Path, child: &mut ChildGuard, limit: Duration) -> anyhow
         if start.elapsed() > limit {
             bail!("no result after {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(100));
+        nap(Duration::from_millis(100));
     }
 }
 
@@ -317,15 +416,19 @@ fn tail(path: &Path) -> String {
 
 /// `rpc-bench measure <raw|tonic> <spec json> <out>`: the client side.
 fn measure(args: &[String]) -> anyhow::Result<()> {
-    let [sys, spec, out] = args else { bail!("usage: rpc-bench measure <raw|tonic> <spec> <out>") };
+    let [sys, spec, out] = args else {
+        bail!("usage: rpc-bench measure <raw|tonic> <spec> <out>")
+    };
     let spec: Spec = serde_json::from_str(spec)?;
     let exe = std::env::current_exe()?;
     let dir = std::env::temp_dir().join(format!("rpc-bench-{}-{sys}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = RemoveDir(dir.clone());
     let sample = match sys.as_str() {
-        "raw" => raw::measure(&exe, &dir, &spec)?,
+        "raw" => raw::measure(&exe, &dir, &spec, raw::Flavour::MultiThread, true)?,
+        "raw-ct" => raw::measure(&exe, &dir, &spec, raw::Flavour::CurrentThread, false)?,
         "tonic" => grpc::measure(&exe, &dir, &spec)?,
+        "tokio-pp" => raw::measure_tokio_pingpong(&exe, &dir, &spec)?,
         other => bail!("unknown system {other:?}"),
     };
     let tmp = PathBuf::from(format!("{out}.tmp"));
@@ -334,23 +437,29 @@ fn measure(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `rpc-bench serve <kind> <socket>`: a server child.
+/// `rpc-bench serve <kind> [flavour] <socket>`: a server child.
 fn serve(args: &[String]) -> anyhow::Result<()> {
-    let [kind, path] = args else { bail!("usage: rpc-bench serve <kind> <socket>") };
-    let path = Path::new(path);
-    match kind.as_str() {
+    let (kind, path) = match args {
+        [kind, path] => (kind.as_str(), Path::new(path)),
+        [kind, flavour, path] if kind == "raw-mux" => {
+            return raw::serve_mux(Path::new(path), raw::Flavour::parse(flavour)?);
+        }
+        _ => bail!("usage: rpc-bench serve <kind> [flavour] <socket>"),
+    };
+    match kind {
         "raw-pingpong" => raw::serve_pingpong(path),
-        "raw-mux" => raw::serve_mux(path),
         "tonic" => grpc::serve(path),
+        "tokio-pp" => raw::serve_tokio_pingpong(path),
         other => bail!("unknown server {other:?}"),
     }
 }
 
-/// Starts `rpc-bench serve <kind> <socket>` and waits until it listens.
-pub(crate) fn start_server(exe: &Path, kind: &str, socket: &Path) -> anyhow::Result<ChildGuard> {
+/// Starts `rpc-bench serve <args...> <socket>` and waits until it listens.
+pub(crate) fn start_server(exe: &Path, args: &[&str], socket: &Path) -> anyhow::Result<ChildGuard> {
+    let kind = args.first().copied().unwrap_or("?");
     let child = Command::new(exe)
         .arg("serve")
-        .arg(kind)
+        .args(args)
         .arg(socket)
         .stdin(Stdio::null())
         .spawn()
@@ -361,8 +470,11 @@ pub(crate) fn start_server(exe: &Path, kind: &str, socket: &Path) -> anyhow::Res
         if let Some(status) = guard.try_wait()? {
             bail!("the {kind} server exited: {status}");
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(20), "the {kind} server did not listen");
-        std::thread::sleep(Duration::from_millis(5));
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the {kind} server did not listen"
+        );
+        nap(Duration::from_millis(5));
     }
     Ok(guard)
 }
@@ -382,14 +494,17 @@ impl ChildGuard {
     fn interrupt(&mut self, grace: Duration) {
         let Some(mut c) = self.0.take() else { return };
         if let Ok(pid) = i32::try_from(c.id()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGINT,
+            );
         }
         let start = Instant::now();
         while start.elapsed() < grace {
             if let Ok(Some(_)) = c.try_wait() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            nap(Duration::from_millis(20));
         }
         let _ = c.kill();
         let _ = c.wait();
@@ -411,6 +526,15 @@ impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Waits a little while polling a child or a file.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the driver is a plain synchronous program: there is no executor thread to block"
+)]
+fn nap(d: Duration) {
+    std::thread::sleep(d);
 }
 
 /// This process's CPU time (user + system) in µs.

@@ -6,6 +6,7 @@
 //! in the deployment's private directory, or over TCP.
 
 mod client;
+mod io;
 mod server;
 pub(crate) mod wire;
 

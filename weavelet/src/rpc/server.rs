@@ -1,27 +1,41 @@
 //! The serving side of component RPC.
+//!
+//! One task per connection reads requests. Each handler is polled once
+//! right there; most finish on that poll, and the replies to every request
+//! that arrived in the same read are written together once all of them have
+//! been handled (one system call for the batch). A handler that has to wait
+//! moves to a task of its own on the same runtime, which writes its reply
+//! when done and can be cancelled by the caller.
+//!
+//! (Serving each socket from an OS thread with blocking reads was measured
+//! too: it saved about 1 µs of a 12 µs round trip for handlers that finish
+//! at once, but a handler that waits then costs two cross-thread hand-offs,
+//! 29 µs instead of 12.5 µs. Not worth it.)
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt};
+use bytes::Bytes;
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use tokio_util::codec::FramedRead;
 
-use super::client::write_loop;
-use super::wire::{self, FrameDecoder, Kind};
+use super::io::{ReadBuffer, Stream, Writer};
+use super::wire::{self, Kind};
 use crate::{BoxFuture, Context, Error, Result};
 
 /// Runs calls by method key.
 pub(crate) trait Dispatcher: Send + Sync + 'static {
     /// Runs the method with `method_key` on encoded `args`.
-    fn dispatch(&self, method_key: u64, ctx: Context, args: Bytes) -> BoxFuture<'static, Result<Vec<u8>>>;
+    fn dispatch(
+        &self,
+        method_key: u64,
+        ctx: Context,
+        args: Bytes,
+    ) -> BoxFuture<'static, Result<Vec<u8>>>;
 }
 
 /// Accepts connections and serves calls on them.
@@ -36,10 +50,7 @@ impl Server {
         tokio::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((s, _)) => {
-                        let (r, w) = s.into_split();
-                        tokio::spawn(serve(r, w, d.clone()));
-                    }
+                    Ok((s, _)) => spawn_serve(Stream::unix(s), &d),
                     Err(e) => {
                         tracing::warn!(error = %e, "accepting component RPC connection");
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -54,11 +65,7 @@ impl Server {
         tokio::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((s, _)) => {
-                        let _ = s.set_nodelay(true);
-                        let (r, w) = s.into_split();
-                        tokio::spawn(serve(r, w, d.clone()));
-                    }
+                    Ok((s, _)) => spawn_serve(Stream::tcp(s), &d),
                     Err(e) => {
                         tracing::warn!(error = %e, "accepting component RPC connection");
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -69,38 +76,44 @@ impl Server {
     }
 }
 
+fn spawn_serve(stream: std::io::Result<Stream>, d: &Arc<dyn Dispatcher>) {
+    match stream {
+        Ok(s) => {
+            tokio::spawn(serve_stream(s, d.clone()));
+        }
+        Err(e) => tracing::warn!(error = %e, "setting up component RPC connection"),
+    }
+}
+
 /// Serves calls arriving on one connection until it closes.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) async fn serve<R, W>(reader: R, writer: W, d: Arc<dyn Dispatcher>)
 where
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut hello = BytesMut::new();
-    wire::put_frame(&mut hello, Kind::Version, 0, &[&wire::RPC_VERSION.to_le_bytes()]);
-    let _ = tx.send(hello);
-    tokio::spawn(write_loop(writer, rx));
+    serve_stream(Stream::generic(reader, writer), d).await;
+}
+
+async fn serve_stream(stream: Stream, d: Arc<dyn Dispatcher>) {
+    let io = Arc::new(stream);
+    let writer = Writer::new(io.clone());
+    let _ = writer.send(Kind::Version, 0, &[&wire::RPC_VERSION.to_le_bytes()]);
     let inflight: InFlight = Arc::default();
-    let mut frames = FramedRead::with_capacity(reader, FrameDecoder, 16 << 10);
-    while let Some(frame) = frames.next().await {
-        let frame = match frame {
-            Ok(f) => f,
+    let mut rb = ReadBuffer::new();
+    loop {
+        // Handle every request that has arrived; write the replies together.
+        writer.cork();
+        let ok = handle_frames(&mut rb, &d, &inflight, &writer);
+        writer.uncork();
+        if !ok {
+            break;
+        }
+        match std::future::poll_fn(|cx| rb.poll_fill(cx, &io)).await {
+            Ok(0) => break,
+            Ok(_) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "component RPC connection failed");
-                break;
-            }
-        };
-        match frame.kind {
-            Kind::Request => start_call(frame.id, frame.body, &d, &tx, &inflight).await,
-            Kind::Cancel => {
-                let handle = lock(&inflight).remove(&frame.id);
-                if let Some(h) = handle {
-                    h.abort();
-                }
-            }
-            Kind::Version => {}
-            Kind::Response | Kind::Error => {
-                tracing::debug!("unexpected reply frame on a server connection");
                 break;
             }
         }
@@ -111,18 +124,52 @@ where
     }
 }
 
-/// Runs a call: inline if it completes on its first poll, else on a task.
-async fn start_call(
-    id: u64,
-    body: Bytes,
+/// Handles every complete frame in `rb`; `false` if the connection must
+/// end.
+fn handle_frames(
+    rb: &mut ReadBuffer,
     d: &Arc<dyn Dispatcher>,
-    tx: &mpsc::UnboundedSender<BytesMut>,
     inflight: &InFlight,
+    writer: &Arc<Writer>,
+) -> bool {
+    loop {
+        let frame = match rb.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => return true,
+            Err(e) => {
+                tracing::debug!(error = %e, "component RPC connection failed");
+                return false;
+            }
+        };
+        match frame.kind {
+            Kind::Request => start_call(frame.id, frame.body, d, inflight, writer),
+            Kind::Cancel => {
+                let handle = lock(inflight).remove(&frame.id);
+                if let Some(h) = handle {
+                    h.abort();
+                }
+            }
+            Kind::Version => {}
+            Kind::Response | Kind::Error => {
+                tracing::debug!("unexpected reply frame on a server connection");
+                return false;
+            }
+        }
+    }
+}
+
+/// Runs a call: inline if it completes on its first poll, else on a task.
+fn start_call(
+    id: u64,
+    body: &[u8],
+    d: &Arc<dyn Dispatcher>,
+    inflight: &InFlight,
+    writer: &Arc<Writer>,
 ) {
-    let req = match wire::parse_request(body) {
+    let req = match wire::parse_request(Bytes::copy_from_slice(body)) {
         Ok(r) => r,
         Err(e) => {
-            let _ = tx.send(error_frame(id, &Error::internal(e)));
+            send_reply(writer, id, Err(Error::internal(e)));
             return;
         }
     };
@@ -131,20 +178,23 @@ async fn start_call(
         ctx = ctx.with_timeout(Duration::from_micros(req.deadline_us));
     }
     let deadline = ctx.deadline();
-    let call = d.dispatch(req.method_key, ctx, req.args);
-    let mut call = Box::pin(guarded(call, deadline));
+    let mut call = d.dispatch(req.method_key, ctx, req.args);
     // Most handlers finish without waiting: answer them here and skip the
-    // cost of a task.
-    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
-    if let Poll::Ready(result) = first {
-        let _ = tx.send(reply_frame(id, result));
-        return;
+    // cost of a task. A handler that waits is polled again at once by its
+    // task, which registers the wakers that count. (A deadline cannot have
+    // passed for a call that finishes on its first poll.)
+    let mut cx = std::task::Context::from_waker(Waker::noop());
+    match std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(&mut cx))) {
+        Ok(Poll::Ready(result)) => return send_reply(writer, id, result),
+        Ok(Poll::Pending) => {}
+        Err(panic) => return send_reply(writer, id, Err(panicked(&*panic))),
     }
-    let (tx, map) = (tx.clone(), inflight.clone());
+    let call = guarded(call, deadline);
+    let (writer, map) = (writer.clone(), inflight.clone());
     let task = tokio::spawn(async move {
         let result = call.await;
         lock(&map).remove(&id);
-        let _ = tx.send(reply_frame(id, result));
+        send_reply(&writer, id, result);
     });
     let mut map = lock(inflight);
     if !task.is_finished() {
@@ -165,32 +215,28 @@ async fn guarded(
         },
         None => call.await,
     };
-    result.unwrap_or_else(|panic| {
-        let msg = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_string());
-        Err(Error::internal(format!("component method panicked: {msg}")))
-    })
+    result.unwrap_or_else(|panic| Err(panicked(&*panic)))
 }
 
-fn reply_frame(id: u64, result: Result<Vec<u8>>) -> BytesMut {
-    match result {
-        Ok(bytes) => {
-            let mut f = BytesMut::new();
-            wire::put_frame(&mut f, Kind::Response, id, &[&bytes]);
-            f
+/// The error a panic in a component method becomes.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> Error {
+    let msg = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    Error::internal(format!("component method panicked: {msg}"))
+}
+
+fn send_reply(writer: &Arc<Writer>, id: u64, result: Result<Vec<u8>>) {
+    // A failed write ends the connection; its reader sees that.
+    let _ = match result {
+        Ok(bytes) => writer.send(Kind::Response, id, &[&bytes]),
+        Err(e) => {
+            let (code, msg) = e.to_wire();
+            writer.send(Kind::Error, id, &[&[code], msg.as_bytes()])
         }
-        Err(e) => error_frame(id, &e),
-    }
-}
-
-fn error_frame(id: u64, e: &Error) -> BytesMut {
-    let (code, msg) = e.to_wire();
-    let mut f = BytesMut::new();
-    wire::put_frame(&mut f, Kind::Error, id, &[&[code], msg.as_bytes()]);
-    f
+    };
 }
 
 fn lock(m: &InFlight) -> std::sync::MutexGuard<'_, HashMap<u64, AbortHandle>> {

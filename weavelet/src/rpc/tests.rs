@@ -87,7 +87,9 @@ impl Dispatcher for OneComponent {
     fn dispatch(&self, key: u64, ctx: Context, args: Bytes) -> BoxFuture<'static, Result<Vec<u8>>> {
         match self.keys.get(&key) {
             Some(m) => <dyn Calc>::dispatch(&self.instance, ctx, *m, &args),
-            None => Box::pin(std::future::ready(Err(Error::internal("unknown method key")))),
+            None => Box::pin(std::future::ready(Err(Error::internal(
+                "unknown method key",
+            )))),
         }
     }
 }
@@ -128,7 +130,11 @@ fn clients(imp: CalcImpl) -> (CalcClient, CalcClient) {
     let keys = method_keys();
     let dispatcher = Arc::new(OneComponent {
         instance: instance.clone(),
-        keys: keys.iter().enumerate().map(|(i, k)| (*k, i as u32)).collect(),
+        keys: keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, i as u32))
+            .collect(),
     });
     let (a, b) = tokio::io::duplex(1 << 16);
     let (ar, aw) = tokio::io::split(a);
@@ -226,4 +232,147 @@ async fn a_closed_connection_is_a_remote_error() {
     let conn = Connection::new("gone".into(), ar, aw);
     let err = conn.call(1, &Context::new(), b"").await.unwrap_err();
     assert!(err.is_remote(), "{err:?}");
+}
+
+// === over a real Unix socket ===
+//
+// Sockets take other paths than in-memory streams: a server thread with
+// blocking reads, writes that can fill the socket buffer, and callers that
+// read their own replies.
+
+/// A temporary socket directory, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A local and a remote client of the same implementation, the remote one
+/// over a Unix socket served by [`super::Server`].
+async fn socket_clients(imp: CalcImpl) -> (CalcClient, CalcClient, TempDir) {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "weaver-rpc-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("calc.sock");
+    let instance = instance(imp);
+    let keys = method_keys();
+    let dispatcher = Arc::new(OneComponent {
+        instance: instance.clone(),
+        keys: keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, i as u32))
+            .collect(),
+    });
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    super::Server::spawn_unix(listener, dispatcher);
+    let conn = Connection::connect(&super::Addr::Unix(path)).await.unwrap();
+    let name = <dyn Calc>::NAME;
+    let remote = Ref::<dyn Calc>::new(Handle::with_target(
+        name,
+        Target::Remote(Arc::new(OneConnection { conn, keys })),
+    ));
+    let local = Ref::<dyn Calc>::new(Handle::with_target(name, Target::Local(instance)));
+    (local.get().clone(), remote.get().clone(), TempDir(dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_over_a_unix_socket_match_local_calls() {
+    let (local, remote, _dir) = socket_clients(CalcImpl::new().0).await;
+    let ctx = Context::new();
+    for client in [&local, &remote] {
+        for _ in 0..100 {
+            assert_eq!(client.add(&ctx, 2, 40).await.unwrap(), 42);
+        }
+        // Larger than the socket buffers: writes fill them and wait.
+        let blob: Vec<u8> = (0..1 << 20).map(|i| i as u8).collect();
+        assert_eq!(
+            client.echo(&ctx, blob.clone(), "t".into()).await.unwrap(),
+            (blob, "t".to_string())
+        );
+        client.nothing(&ctx).await.unwrap();
+    }
+    let err = remote.div(&ctx, 1, 0).await.unwrap_err();
+    assert!(err.is_application() && !err.is_remote());
+    assert_eq!(err.to_string(), "cannot divide 1 by zero");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_calls_in_flight_over_a_unix_socket() {
+    let (_, remote, _dir) = socket_clients(CalcImpl::new().0).await;
+    let calls = (0..300).map(|i| {
+        let remote = remote.clone();
+        tokio::spawn(async move {
+            let blob = vec![i as u8; (i as usize % 7) * 10_000];
+            let (b, _) = remote
+                .echo(&Context::new(), blob.clone(), String::new())
+                .await?;
+            assert_eq!(b, blob);
+            remote.add(&Context::new(), i, i).await
+        })
+    });
+    for (i, c) in calls.enumerate() {
+        assert_eq!(c.await.unwrap().unwrap(), 2 * i as i64);
+    }
+}
+
+#[tokio::test]
+async fn panics_deadlines_and_cancellation_over_a_unix_socket() {
+    let (imp, mut started) = CalcImpl::new();
+    let (dropped, release) = (imp.dropped.clone(), imp.release.clone());
+    let (_, remote, _dir) = socket_clients(imp).await;
+    let err = remote.boom(&Context::new()).await.unwrap_err();
+    assert!(
+        err.is_remote() && err.message().contains("kaboom"),
+        "{err:?}"
+    );
+    assert_eq!(remote.add(&Context::new(), 1, 1).await.unwrap(), 2);
+
+    // A handler that waits runs on a task and answers when released.
+    let call = tokio::spawn({
+        let remote = remote.clone();
+        async move { remote.wait(&Context::new()).await }
+    });
+    started.recv().await.unwrap();
+    release.notify_one();
+    call.await.unwrap().unwrap();
+
+    let ctx = Context::new().with_timeout(Duration::from_millis(50));
+    let err = remote.wait(&ctx).await.unwrap_err();
+    assert!(err.is_deadline_exceeded(), "{err:?}");
+    started.recv().await.unwrap();
+    let call = tokio::spawn({
+        let remote = remote.clone();
+        async move { remote.wait(&Context::new()).await }
+    });
+    started.recv().await.unwrap();
+    call.abort();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while dropped.load(Ordering::SeqCst) < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("every handler was dropped at the server");
+    assert_eq!(remote.add(&Context::new(), 2, 2).await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn a_vanished_server_is_a_remote_error() {
+    let dir = TempDir(std::env::temp_dir().join(format!("weaver-rpc-gone-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let path = dir.0.join("gone.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let accept = tokio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
+    let conn = Connection::connect(&super::Addr::Unix(path)).await.unwrap();
+    drop(accept.await.unwrap().unwrap());
+    let err = conn.call(1, &Context::new(), b"").await.unwrap_err();
+    assert!(err.is_remote(), "{err:?}");
+    assert!(conn.is_closed());
 }

@@ -14,8 +14,7 @@
 //! application errors; everything else that fails over there arrives as a
 //! remote error.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio_util::codec::Decoder;
+use bytes::{Buf, Bytes};
 
 /// Version of the RPC protocol.
 pub(crate) const RPC_VERSION: u32 = 1;
@@ -23,7 +22,8 @@ pub(crate) const RPC_VERSION: u32 = 1;
 /// Largest frame accepted: 100 MiB, as in Service Weaver.
 pub(crate) const MAX_FRAME: usize = 100 << 20;
 
-const HEADER: usize = 4 + 1 + 8;
+/// Bytes before a frame's body: length, kind and id.
+pub(crate) const HEADER: usize = 4 + 1 + 8;
 
 /// Frame kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,71 +35,63 @@ pub(crate) enum Kind {
     Cancel = 4,
 }
 
-/// A decoded frame.
-#[derive(Debug)]
-pub(crate) struct Frame {
-    pub(crate) kind: Kind,
-    pub(crate) id: u64,
-    pub(crate) body: Bytes,
-}
-
 /// An error decoding frames.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum WireError {
-    #[error("i/o error")]
-    Io(#[from] std::io::Error),
     #[error("frame of {0} bytes exceeds the maximum of {MAX_FRAME} bytes")]
     TooLarge(usize),
     #[error("malformed frame: {0}")]
     Malformed(&'static str),
 }
 
-/// Decodes frames.
-#[derive(Debug, Default)]
-pub(crate) struct FrameDecoder;
+/// The whole length (header included) of the frame `buf` starts with, once
+/// its length field has arrived.
+pub(crate) fn frame_len(buf: &[u8]) -> Option<usize> {
+    let len: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    Some(4 + u32::from_le_bytes(len) as usize)
+}
 
-impl Decoder for FrameDecoder {
-    type Item = Frame;
-    type Error = WireError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, WireError> {
-        if src.len() < 4 {
-            return Ok(None);
-        }
-        let len = u32::from_le_bytes([src[0], src[1], src[2], src[3]]) as usize;
-        if len > MAX_FRAME {
-            return Err(WireError::TooLarge(len));
-        }
-        if len < HEADER - 4 {
-            return Err(WireError::Malformed("frame shorter than its header"));
-        }
-        if src.len() < 4 + len {
-            return Ok(None);
-        }
-        src.advance(4);
-        let kind = match src.get_u8() {
-            0 => Kind::Version,
-            1 => Kind::Request,
-            2 => Kind::Response,
-            3 => Kind::Error,
-            4 => Kind::Cancel,
-            _ => return Err(WireError::Malformed("unknown frame kind")),
-        };
-        let id = src.get_u64_le();
-        let body = src.split_to(len - (HEADER - 4)).freeze();
-        Ok(Some(Frame { kind, id, body }))
+/// The kind, id and whole length of the frame at the start of `buf`, once
+/// all of it has arrived.
+///
+/// # Errors
+///
+/// A frame too large or too short for its header, or of an unknown kind.
+pub(crate) fn parse_header(buf: &[u8]) -> Result<Option<(Kind, u64, usize)>, WireError> {
+    let Some(total) = frame_len(buf) else {
+        return Ok(None);
+    };
+    if total - 4 > MAX_FRAME {
+        return Err(WireError::TooLarge(total - 4));
     }
+    if total < HEADER {
+        return Err(WireError::Malformed("frame shorter than its header"));
+    }
+    if buf.len() < total {
+        return Ok(None);
+    }
+    let kind = match buf[4] {
+        0 => Kind::Version,
+        1 => Kind::Request,
+        2 => Kind::Response,
+        3 => Kind::Error,
+        4 => Kind::Cancel,
+        _ => return Err(WireError::Malformed("unknown frame kind")),
+    };
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&buf[5..HEADER]);
+    Ok(Some((kind, u64::from_le_bytes(id), total)))
 }
 
 /// Appends a frame to `out`.
-pub(crate) fn put_frame(out: &mut BytesMut, kind: Kind, id: u64, parts: &[&[u8]]) {
+pub(crate) fn put_frame_vec(out: &mut Vec<u8>, kind: Kind, id: u64, parts: &[&[u8]]) {
     let body: usize = parts.iter().map(|p| p.len()).sum();
     out.reserve(HEADER + body);
-    out.put_u32_le((HEADER - 4 + body) as u32);
-    out.put_u8(kind as u8);
-    out.put_u64_le(id);
+    out.extend_from_slice(&((HEADER - 4 + body) as u32).to_le_bytes());
+    out.push(kind as u8);
+    out.extend_from_slice(&id.to_le_bytes());
     for p in parts {
-        out.put_slice(p);
+        out.extend_from_slice(p);
     }
 }
 
@@ -140,26 +132,40 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_bad_ones_are_errors() {
-        let mut buf = BytesMut::new();
-        put_frame(&mut buf, Kind::Request, 7, &[&1u64.to_le_bytes(), &0u64.to_le_bytes(), b"args"]);
-        put_frame(&mut buf, Kind::Cancel, 7, &[]);
-        let mut d = FrameDecoder;
-        let f = d.decode(&mut buf).unwrap().unwrap();
-        assert_eq!((f.kind, f.id), (Kind::Request, 7));
-        let req = parse_request(f.body).unwrap();
+        let mut buf = Vec::new();
+        put_frame_vec(
+            &mut buf,
+            Kind::Request,
+            7,
+            &[&1u64.to_le_bytes(), &0u64.to_le_bytes(), b"args"],
+        );
+        put_frame_vec(&mut buf, Kind::Cancel, 7, &[]);
+        let (kind, id, len) = parse_header(&buf).unwrap().unwrap();
+        assert_eq!((kind, id), (Kind::Request, 7));
+        let req = parse_request(Bytes::copy_from_slice(&buf[HEADER..len])).unwrap();
         assert_eq!((req.method_key, &req.args[..]), (1, &b"args"[..]));
-        let f = d.decode(&mut buf).unwrap().unwrap();
-        assert_eq!((f.kind, f.id, f.body.len()), (Kind::Cancel, 7, 0));
-        assert!(d.decode(&mut buf).unwrap().is_none());
+        let rest = &buf[len..];
+        let (kind, id, len) = parse_header(rest).unwrap().unwrap();
+        assert_eq!((kind, id, len - HEADER), (Kind::Cancel, 7, 0));
+        assert!(parse_header(&rest[len..]).unwrap().is_none());
+        // A partial frame is not a frame yet.
+        assert!(
+            parse_header(&buf[..buf.len() - 1 - HEADER])
+                .unwrap()
+                .is_none()
+        );
 
-        let mut huge = BytesMut::from(&u32::MAX.to_le_bytes()[..]);
-        assert!(matches!(d.decode(&mut huge), Err(WireError::TooLarge(_))));
-        let mut bad_kind = BytesMut::new();
-        put_frame(&mut bad_kind, Kind::Cancel, 1, &[]);
+        let huge = u32::MAX.to_le_bytes();
+        assert!(matches!(parse_header(&huge), Err(WireError::TooLarge(_))));
+        let mut bad_kind = Vec::new();
+        put_frame_vec(&mut bad_kind, Kind::Cancel, 1, &[]);
         bad_kind[4] = 99;
-        assert!(matches!(d.decode(&mut bad_kind), Err(WireError::Malformed(_))));
-        let mut short = BytesMut::from(&[2u8, 0, 0, 0, 1, 1][..]);
-        assert!(matches!(d.decode(&mut short), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            parse_header(&bad_kind),
+            Err(WireError::Malformed(_))
+        ));
+        let short = [2u8, 0, 0, 0, 1, 1];
+        assert!(matches!(parse_header(&short), Err(WireError::Malformed(_))));
         assert!(parse_request(Bytes::from_static(b"short")).is_err());
     }
 }

@@ -80,7 +80,9 @@ impl Service<tonic::Request<Blob>> for CpuMethod {
     }
 
     fn call(&mut self, _req: tonic::Request<Blob>) -> Self::Future {
-        std::future::ready(Ok(tonic::Response::new(CpuReply { micros: cpu_micros() })))
+        std::future::ready(Ok(tonic::Response::new(CpuReply {
+            micros: cpu_micros(),
+        })))
     }
 }
 
@@ -103,14 +105,18 @@ impl Service<http::Request<tonic::body::Body>> for EchoServer {
                 let mut grpc = tonic::server::Grpc::new(ProstCodec::<CpuReply, Blob>::default());
                 Ok(grpc.unary(CpuMethod, req).await)
             }),
-            _ => Box::pin(async move { Ok(tonic::Status::unimplemented("no such method").into_http()) }),
+            _ => Box::pin(
+                async move { Ok(tonic::Status::unimplemented("no such method").into_http()) },
+            ),
         }
     }
 }
 
 /// `rpc-bench serve tonic <socket>`.
 pub(crate) fn serve(path: &Path) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let listener = tokio::net::UnixListener::bind(path)?;
         let incoming = futures_util::stream::unfold(listener, |l| async move {
@@ -171,8 +177,10 @@ async fn server_cpu(client: &mut tonic::client::Grpc<Channel>) -> anyhow::Result
 
 pub(crate) fn measure(exe: &Path, dir: &Path, spec: &Spec) -> anyhow::Result<Sample> {
     let sock = dir.join("tonic.sock");
-    let _server = start_server(exe, "tonic", &sock)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let _server = start_server(exe, &["tonic"], &sock)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         // Run where a user's handlers would: on a runtime task.
         let spec = spec.clone();
@@ -189,7 +197,7 @@ async fn client(sock: PathBuf, spec: Spec) -> anyhow::Result<Sample> {
     for _ in 0..spec.warmup {
         echo(&mut c, data.clone()).await?;
     }
-    let mut sample = Sample::default();
+    let mut sample = Sample::none();
 
     let mut lat = Vec::with_capacity(spec.calls);
     let (c0, s0) = (cpu_micros(), server_cpu(&mut c).await?);
@@ -201,9 +209,9 @@ async fn client(sock: PathBuf, spec: Spec) -> anyhow::Result<Sample> {
     }
     let (c1, s1) = (cpu_micros(), server_cpu(&mut c).await?);
     lat.sort_unstable();
-    sample.p50_us = percentile(&lat, 0.50);
-    sample.p99_us = percentile(&lat, 0.99);
-    sample.cpu1_us_per_call = (c1 - c0 + s1 - s0) as f64 / spec.calls as f64;
+    sample.p50_us = Some(percentile(&lat, 0.50));
+    sample.p99_us = Some(percentile(&lat, 0.99));
+    sample.cpu1_us_per_call = Some((c1 - c0 + s1 - s0) as f64 / spec.calls as f64);
 
     let next = Arc::new(AtomicU64::new(0));
     let total = spec.mux as u64;
@@ -226,7 +234,7 @@ async fn client(sock: PathBuf, spec: Spec) -> anyhow::Result<Sample> {
     }
     let wall = start.elapsed();
     let (c3, s3) = (cpu_micros(), server_cpu(&mut c).await?);
-    sample.calls_per_sec = spec.mux as f64 / wall.as_secs_f64().max(1e-9);
-    sample.cpu64_us_per_call = (c3 - c2 + s3 - s2) as f64 / spec.mux as f64;
+    sample.calls_per_sec = Some(spec.mux as f64 / wall.as_secs_f64().max(1e-9));
+    sample.cpu64_us_per_call = Some((c3 - c2 + s3 - s2) as f64 / spec.mux as f64);
     Ok(sample)
 }

@@ -1,16 +1,18 @@
-//! The floor: a raw Unix socket between two processes.
+//! The floors: raw Unix sockets between two processes.
 //!
-//! - 1 in flight: blocking std I/O ping-pong of `size`-byte messages. A
-//!   message whose first byte is 0xFF asks the server for its CPU time.
-//! - many in flight: a multiplexed tokio echo over one connection. Frames are
-//!   `len:u32le id:u64le payload`; caller tasks each keep one call in flight,
-//!   a writer task batches whatever is queued into one write, a reader task
-//!   hands replies to callers by id. The server echoes every complete frame
-//!   it has read in one write; id `u64::MAX` asks for its CPU time.
-//!
-//! The tokio runtime flavour of both sides is the multi-thread default (the
-//! flavour of a `#[tokio::main]` app), or the current-thread runtime with
-//! `RPC_BENCH_RAW_RT=ct`.
+//! - `raw` 1 in flight: a blocking std I/O ping-pong of `size`-byte
+//!   messages. A message whose first byte is 0xFF asks the server for its
+//!   CPU time.
+//! - `raw` many in flight: a multiplexed tokio echo over one connection.
+//!   Frames are `len:u32le id:u64le payload`; caller tasks each keep one
+//!   call in flight, a writer task batches whatever is queued into one
+//!   write, a reader task hands replies to callers by id. The server echoes
+//!   every complete frame it has read in one write; id `u64::MAX` asks for
+//!   its CPU time. Both sides run tokio's multi-thread runtime (`raw`, the
+//!   flavour of `#[tokio::main]`) or its current-thread runtime (`raw-ct`).
+//! - `tokio-pp` 1 in flight: the ping-pong again with tokio on both sides
+//!   (multi-thread), the sockets registered for reading only: the floor of
+//!   any RPC driven by a runtime's `epoll_wait` rather than a blocking read.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -25,12 +27,71 @@ use crate::{Sample, Spec, cpu_micros, percentile, start_server};
 
 const CPU_ID: u64 = u64::MAX;
 
-pub(crate) fn measure(exe: &Path, dir: &Path, spec: &Spec) -> anyhow::Result<Sample> {
-    let mut sample = Sample::default();
+/// A tokio runtime flavour.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Flavour {
+    MultiThread,
+    CurrentThread,
+}
 
+impl Flavour {
+    pub(crate) fn parse(s: &str) -> anyhow::Result<Flavour> {
+        match s {
+            "mt" => Ok(Flavour::MultiThread),
+            "ct" => Ok(Flavour::CurrentThread),
+            other => anyhow::bail!("unknown runtime flavour {other:?}"),
+        }
+    }
+
+    fn arg(self) -> &'static str {
+        match self {
+            Flavour::MultiThread => "mt",
+            Flavour::CurrentThread => "ct",
+        }
+    }
+
+    fn runtime(self) -> std::io::Result<tokio::runtime::Runtime> {
+        match self {
+            Flavour::MultiThread => tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build(),
+            Flavour::CurrentThread => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+        }
+    }
+}
+
+/// `raw` (with the ping-pong) or `raw-ct` (multiplexed echo only).
+pub(crate) fn measure(
+    exe: &Path,
+    dir: &Path,
+    spec: &Spec,
+    flavour: Flavour,
+    pingpong: bool,
+) -> anyhow::Result<Sample> {
+    let mut sample = Sample::none();
+    if pingpong {
+        measure_pingpong(exe, dir, spec, &mut sample)?;
+    }
+    // Many in flight: multiplexed tokio.
+    let sock = dir.join("mux.sock");
+    let _server = start_server(exe, &["raw-mux", flavour.arg()], &sock)?;
+    let (calls_per_sec, cpu) = flavour.runtime()?.block_on(mux_client(&sock, spec))?;
+    sample.calls_per_sec = Some(calls_per_sec);
+    sample.cpu64_us_per_call = Some(cpu);
+    Ok(sample)
+}
+
+fn measure_pingpong(
+    exe: &Path,
+    dir: &Path,
+    spec: &Spec,
+    sample: &mut Sample,
+) -> anyhow::Result<()> {
     // 1 in flight: blocking ping-pong.
     let sock = dir.join("pingpong.sock");
-    let server = start_server(exe, "raw-pingpong", &sock)?;
+    let server = start_server(exe, &["raw-pingpong"], &sock)?;
     let mut s = UnixStream::connect(&sock)?;
     let msg: Vec<u8> = (0..spec.size.max(1)).map(|i| i as u8).collect();
     let mut reply = vec![0u8; msg.len()];
@@ -61,25 +122,10 @@ pub(crate) fn measure(exe: &Path, dir: &Path, spec: &Spec) -> anyhow::Result<Sam
     drop(s);
     drop(server);
     lat.sort_unstable();
-    sample.p50_us = percentile(&lat, 0.50);
-    sample.p99_us = percentile(&lat, 0.99);
-    sample.cpu1_us_per_call = (c1 - c0 + s1 - s0) as f64 / spec.calls as f64;
-
-    // Many in flight: multiplexed tokio.
-    let sock = dir.join("mux.sock");
-    let _server = start_server(exe, "raw-mux", &sock)?;
-    let (calls_per_sec, cpu) = runtime()?.block_on(mux_client(&sock, spec))?;
-    sample.calls_per_sec = calls_per_sec;
-    sample.cpu64_us_per_call = cpu;
-    Ok(sample)
-}
-
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    if std::env::var("RPC_BENCH_RAW_RT").is_ok_and(|v| v == "ct") {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
-    }
+    sample.p50_us = Some(percentile(&lat, 0.50));
+    sample.p99_us = Some(percentile(&lat, 0.99));
+    sample.cpu1_us_per_call = Some((c1 - c0 + s1 - s0) as f64 / spec.calls as f64);
+    Ok(())
 }
 
 /// The blocking ping-pong server: one connection at a time.
@@ -111,8 +157,8 @@ pub(crate) fn serve_pingpong(path: &Path) -> anyhow::Result<()> {
 }
 
 /// The multiplexed server.
-pub(crate) fn serve_mux(path: &Path) -> anyhow::Result<()> {
-    runtime()?.block_on(async {
+pub(crate) fn serve_mux(path: &Path, flavour: Flavour) -> anyhow::Result<()> {
+    flavour.runtime()?.block_on(async {
         let listener = tokio::net::UnixListener::bind(path)?;
         loop {
             let (s, _) = listener.accept().await?;
@@ -191,7 +237,11 @@ async fn mux_client(path: &Path, spec: &Spec) -> anyhow::Result<(f64, f64)> {
                 return;
             }
             let slot = if id == CPU_ID { slots - 1 } else { id as usize };
-            let w = reader_waiters.lock().unwrap_or_else(|e| e.into_inner()).get_mut(slot).and_then(Option::take);
+            let w = reader_waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(slot)
+                .and_then(Option::take);
             if let Some(w) = w {
                 let _ = w.send(payload);
             }
@@ -201,7 +251,11 @@ async fn mux_client(path: &Path, spec: &Spec) -> anyhow::Result<(f64, f64)> {
         let (tx, waiters) = (tx.clone(), waiters.clone());
         move |id: u64, slot: usize, payload: Vec<u8>| {
             let (otx, orx) = oneshot::channel();
-            if let Some(s) = waiters.lock().unwrap_or_else(|e| e.into_inner()).get_mut(slot) {
+            if let Some(s) = waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(slot)
+            {
                 *s = Some(otx);
             }
             let mut f = Vec::with_capacity(12 + payload.len());
@@ -234,7 +288,12 @@ async fn mux_client(path: &Path, spec: &Spec) -> anyhow::Result<(f64, f64)> {
     ))
 }
 
-async fn run_callers<F, Fut>(inflight: usize, total: u64, msg: &[u8], call: &F) -> anyhow::Result<()>
+async fn run_callers<F, Fut>(
+    inflight: usize,
+    total: u64,
+    msg: &[u8],
+    call: &F,
+) -> anyhow::Result<()>
 where
     F: Fn(u64, usize, Vec<u8>) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<Vec<u8>>> + Send,
@@ -256,4 +315,98 @@ where
         tokio::time::timeout(Duration::from_secs(120), t).await???;
     }
     Ok(())
+}
+
+/// `tokio-pp`: the ping-pong on tokio, registered for reading only.
+pub(crate) fn measure_tokio_pingpong(
+    exe: &Path,
+    dir: &Path,
+    spec: &Spec,
+) -> anyhow::Result<Sample> {
+    let sock = dir.join("tpp.sock");
+    let _server = start_server(exe, &["tokio-pp"], &sock)?;
+    let spec = spec.clone();
+    Flavour::MultiThread.runtime()?.block_on(async move {
+        // Run where a user's handlers would: on a runtime task.
+        tokio::spawn(async move {
+            let fd = register(UnixStream::connect(&sock)?)?;
+            let msg: Vec<u8> = (0..spec.size.max(1)).map(|i| i as u8).collect();
+            let mut reply = vec![0u8; 4096];
+            let round_trip = async |m: &[u8], r: &mut [u8]| -> anyhow::Result<usize> {
+                fd.get_ref().write_all(m)?;
+                Ok(read_some(&fd, r).await?)
+            };
+            for _ in 0..spec.warmup {
+                round_trip(&msg, &mut reply).await?;
+            }
+            let mut q = vec![0u8; msg.len().max(8)];
+            q[0] = 0xFF;
+            let mut lat = Vec::with_capacity(spec.calls);
+            round_trip(&q, &mut reply).await?;
+            let (c0, s0) = (cpu_micros(), u64::from_le_bytes(reply[..8].try_into()?));
+            for _ in 0..spec.calls {
+                let t = Instant::now();
+                round_trip(&msg, &mut reply).await?;
+                lat.push(t.elapsed());
+            }
+            round_trip(&q, &mut reply).await?;
+            let (c1, s1) = (cpu_micros(), u64::from_le_bytes(reply[..8].try_into()?));
+            lat.sort_unstable();
+            let mut sample = Sample::none();
+            sample.p50_us = Some(percentile(&lat, 0.5));
+            sample.p99_us = Some(percentile(&lat, 0.99));
+            sample.cpu1_us_per_call = Some((c1 - c0 + s1 - s0) as f64 / spec.calls as f64);
+            anyhow::Ok(sample)
+        })
+        .await?
+    })
+}
+
+/// The server of `tokio-pp`.
+pub(crate) fn serve_tokio_pingpong(path: &Path) -> anyhow::Result<()> {
+    Flavour::MultiThread.runtime()?.block_on(async {
+        let listener = UnixListener::bind(path)?;
+        loop {
+            let (s, _) = listener.accept()?;
+            tokio::spawn(async move {
+                let fd = register(s)?;
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let n = read_some(&fd, &mut buf).await?;
+                    if n == 0 {
+                        return anyhow::Ok(());
+                    }
+                    if buf[0] == 0xFF && n >= 8 {
+                        buf[..8].copy_from_slice(&cpu_micros().to_le_bytes());
+                    }
+                    fd.get_ref().write_all(&buf[..n])?;
+                }
+            });
+        }
+    })
+}
+
+/// A socket registered with tokio for readability only (writes go straight
+/// to the non-blocking socket; in a ping-pong they never wait).
+#[allow(deprecated)] // `with_interest` is sound here: the AsyncFd owns the socket.
+fn register(s: UnixStream) -> std::io::Result<tokio::io::unix::AsyncFd<UnixStream>> {
+    s.set_nonblocking(true)?;
+    tokio::io::unix::AsyncFd::with_interest(s, tokio::io::Interest::READABLE)
+}
+
+/// Waits for data and reads it; a short read forgets the readiness.
+async fn read_some(
+    fd: &tokio::io::unix::AsyncFd<UnixStream>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    loop {
+        let mut guard = fd.readable().await?;
+        if let Ok(r) = guard.try_io(|s| s.get_ref().read(buf)) {
+            let n = r?;
+            if n < buf.len() {
+                guard.clear_ready();
+            }
+            return Ok(n);
+        }
+    }
 }
