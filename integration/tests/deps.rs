@@ -99,10 +99,10 @@ mod toml_lite {
         for line in text.lines().map(str::trim) {
             if line.starts_with('[') {
                 in_deps = line == "[dependencies]";
-            } else if in_deps {
-                if let Some(name) = line.split(['.', '=', ' ']).next().filter(|n| !n.is_empty()) {
-                    names.push(name.to_string());
-                }
+            } else if in_deps
+                && let Some(name) = line.split(['.', '=', ' ']).next().filter(|n| !n.is_empty())
+            {
+                names.push(name.to_string());
             }
         }
         names

@@ -42,17 +42,15 @@ impl EnvelopeHandler for ReplicaHandler {
         }
     }
 
-    fn get_listener_address(
+    async fn get_listener_address(
         &self,
         _from: &Handle,
         _req: GetListenerAddressRequest,
-    ) -> impl Future<Output = Result<GetListenerAddressReply, HandlerError>> + Send {
+    ) -> Result<GetListenerAddressReply, HandlerError> {
         // Replicas listen on loopback; the proxy is what the world sees.
-        async {
-            Ok(GetListenerAddressReply {
-                address: "127.0.0.1:0".to_string(),
-            })
-        }
+        Ok(GetListenerAddressReply {
+            address: "127.0.0.1:0".to_string(),
+        })
     }
 
     fn export_listener(
