@@ -36,11 +36,6 @@ impl Instances {
         Ok(instance.clone())
     }
 
-    /// The instance of `name` if it is already built.
-    pub(crate) fn ready(&self, name: &'static str) -> Option<Instance> {
-        self.cell(name).get().cloned()
-    }
-
     fn cell(&self, name: &'static str) -> Arc<OnceCell<Instance>> {
         let mut map = self.cells.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(name).or_default().clone()

@@ -1,10 +1,12 @@
 //! A weavelet started by an envelope: it hosts the components the deployer
 //! assigns, serves them to other weavelets, and reaches the rest over RPC.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,12 +45,40 @@ pub(crate) struct Remote {
     sink: Arc<PipeSink>,
     pool: Arc<Pool>,
     instances: Instances,
-    /// Method key -> (registration, method index), for every component.
-    methods: HashMap<u64, (&'static Registration, u32)>,
-    /// Components the deployer assigned to this weavelet.
-    hosted: Mutex<HashSet<String>>,
+    /// Method key -> (component, method index), for every component:
+    /// what a call needs, without locks.
+    methods: HashMap<u64, (Arc<Served>, u32), BuildHasherDefault<KeyHasher>>,
+    /// Every component of the binary, by name.
+    served: HashMap<&'static str, Arc<Served>>,
     /// Latest routing per component this weavelet calls.
     routing: Mutex<HashMap<String, watch::Sender<Option<Arc<Routing>>>>>,
+}
+
+/// A component as the RPC server sees it.
+struct Served {
+    reg: &'static Registration,
+    /// Whether the deployer assigned it to this weavelet.
+    hosted: AtomicBool,
+    /// Its instance, once built.
+    instance: OnceLock<Instance>,
+}
+
+/// Hashes method keys, which are already hashes, by using them as is.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// Sends log entries up the pipe, batching what accumulates while the
@@ -179,11 +209,18 @@ fn component_info(r: &Registration) -> ComponentInfo {
 
 impl Remote {
     fn new(conn: EnvConn, args: WeaveletArgs, registry: &Registry) -> Arc<Remote> {
-        let mut methods = HashMap::new();
+        let mut methods = HashMap::default();
+        let mut served = HashMap::new();
         for reg in registry.all() {
+            let s = Arc::new(Served {
+                reg,
+                hosted: AtomicBool::new(false),
+                instance: OnceLock::new(),
+            });
             for (i, m) in reg.methods.iter().enumerate() {
-                methods.insert(wire::method_key(reg.name, m.name), (reg, i as u32));
+                methods.insert(wire::method_key(reg.name, m.name), (s.clone(), i as u32));
             }
+            served.insert(reg.name, s);
         }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(send_batches(conn.clone(), rx));
@@ -201,7 +238,7 @@ impl Remote {
             pool: Arc::default(),
             instances: Instances::default(),
             methods,
-            hosted: Mutex::default(),
+            served,
             routing: Mutex::default(),
         })
     }
@@ -281,25 +318,19 @@ impl Remote {
     /// Records the hosted set and builds new components in the background,
     /// so their init hooks run and their listeners are exported.
     fn update_components(&self, components: Vec<String>) {
-        let new: Vec<String> = {
-            let mut hosted = self.hosted.lock().unwrap_or_else(|e| e.into_inner());
-            components
-                .into_iter()
-                .filter(|c| hosted.insert(c.clone()))
-                .collect()
-        };
-        let Ok(registry) = Registry::get() else {
-            return;
-        };
-        for name in new {
-            let Ok(reg) = registry.find(&name) else {
+        for name in components {
+            let Some(served) = self.served.get(name.as_str()) else {
                 tracing::warn!(component = %name, "asked to host a component this binary lacks");
                 continue;
             };
+            if served.hosted.swap(true, Ordering::AcqRel) {
+                continue;
+            }
             let Ok(rt) = self.arc() else { return };
+            let name = served.reg.name;
             tokio::spawn(async move {
-                if let Err(e) = rt.instance(reg.name).await {
-                    rt.sink.system_error(reg.name, &e);
+                if let Err(e) = rt.instance(name).await {
+                    rt.sink.system_error(name, &e);
                 }
             });
         }
@@ -323,16 +354,13 @@ impl Remote {
             .send_replace(Some(Arc::new(routing)));
     }
 
-    fn is_hosted(&self, component: &str) -> bool {
-        self.hosted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(component)
-    }
-
     async fn instance(&self, name: &'static str) -> Result<Instance> {
         let runtime: Arc<dyn Runtime> = self.arc()?;
-        self.instances.get(name, runtime).await
+        let instance = self.instances.get(name, runtime).await?;
+        if let Some(served) = self.served.get(name) {
+            let _ = served.instance.set(instance.clone());
+        }
+        Ok(instance)
     }
 
     /// Asks the deployer to start `name` and route it to us, retrying while
@@ -460,19 +488,20 @@ impl Dispatcher for Remote {
         ctx: Context,
         args: Bytes,
     ) -> BoxFuture<'static, Result<Vec<u8>>> {
-        let Some(&(reg, method)) = self.methods.get(&method_key) else {
+        let Some((served, method)) = self.methods.get(&method_key) else {
             return Box::pin(std::future::ready(Err(Error::internal(
                 "unknown method key",
             ))));
         };
-        if !self.is_hosted(reg.name) {
+        let (reg, method) = (served.reg, *method);
+        if !served.hosted.load(Ordering::Acquire) {
             return Box::pin(std::future::ready(Err(Error::internal(format!(
                 "component {} is not hosted by this weavelet",
                 reg.name
             )))));
         }
-        if let Some(instance) = self.instances.ready(reg.name) {
-            return (reg.dispatch)(&instance, ctx, method, &args);
+        if let Some(instance) = served.instance.get() {
+            return (reg.dispatch)(instance, ctx, method, &args);
         }
         let this = self.arc();
         Box::pin(async move {
