@@ -108,8 +108,7 @@ async fn one_run(
     }
     let up = start.elapsed();
     let pid = child.id().context("pid")?;
-    // Let the deployment settle so the teardown is measured idle.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The first request has returned: the deployment is idle now.
     let mut all = children_of(pid);
     all.push(pid);
     let stop = Instant::now();
