@@ -172,11 +172,7 @@ impl Shared {
     /// Registers the deployment and starts the Main group.
     async fn boot(self: Arc<Self>) -> Result<(), DeployError> {
         let weak = self.this.clone();
-        let provider = Arc::new(move || {
-            weak.upgrade()
-                .map(|s| s.status())
-                .unwrap_or_default_status()
-        });
+        let provider = Arc::new(move || weak.upgrade().map_or_else(gone_status, |s| s.status()));
         let server = StatusServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), provider).await?;
         let status_addr = server.addr();
         *self.lock_status() = Some(server);
@@ -643,20 +639,14 @@ fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
-/// A status for a deployment whose state is already gone.
-trait OrDefaultStatus {
-    fn unwrap_or_default_status(self) -> Status;
-}
-
-impl OrDefaultStatus for Option<Status> {
-    fn unwrap_or_default_status(self) -> Status {
-        self.unwrap_or_else(|| Status {
-            app: String::new(),
-            deployment_id: String::new(),
-            submitted_at: 0,
-            status_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            components: Vec::new(),
-            listeners: Vec::new(),
-        })
+/// The status of a deployment whose state is already gone.
+fn gone_status() -> Status {
+    Status {
+        app: String::new(),
+        deployment_id: String::new(),
+        submitted_at: 0,
+        status_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        components: Vec::new(),
+        listeners: Vec::new(),
     }
 }

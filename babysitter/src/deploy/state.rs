@@ -10,7 +10,6 @@ use weaver_envelope::{Envelope, Handle};
 use weaver_proto::runtime::RoutingInfo;
 use weaver_proxy::Proxy;
 
-use super::DeployError;
 use super::routing;
 
 /// A proxy created on first export (or the error that prevented it).
@@ -175,9 +174,4 @@ impl Group {
     fn dial_addrs(&self) -> Vec<String> {
         self.replicas.iter().map(|r| r.dial_addr.clone()).collect()
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send(e: DeployError) -> impl Send {
-    e
 }

@@ -255,7 +255,7 @@ fn is_context_ref(ty: &Type) -> bool {
 }
 
 fn generate(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream {
-    let trait_def = gen_trait(opts, tr, methods);
+    let trait_def = gen_trait(tr, methods);
     let erased = gen_erased(opts, tr, methods);
     let client = gen_client(opts, tr, methods);
     let interface = gen_interface(opts, tr, methods);
@@ -269,8 +269,7 @@ fn generate(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream {
     }
 }
 
-fn gen_trait(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream {
-    let _ = opts;
+fn gen_trait(tr: &ItemTrait, methods: &[Method]) -> TokenStream {
     let (attrs, vis, name) = (&tr.attrs, &tr.vis, &tr.ident);
     let sigs = methods.iter().map(|m| {
         let (mattrs, mname, ctx_pat, ctx_ty, ret) =

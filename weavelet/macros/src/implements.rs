@@ -187,7 +187,7 @@ fn gen_impl(opts: &Options, st: &ItemStruct, interface: &Path, kinds: &[FieldKin
         FieldKind::Ref(t) => Some(quote!(<#t as #krate::__private::Interface>::NAME)),
         _ => None,
     });
-    let construct = construct_expr(krate, st, kinds);
+    let construct = construct_expr(st, kinds);
     let init = opts.init.then(|| {
         quote_spanned! {name.span()=>
             __this.init(&__b.context()).await?;
@@ -222,7 +222,7 @@ fn gen_impl(opts: &Options, st: &ItemStruct, interface: &Path, kinds: &[FieldKin
     }
 }
 
-fn construct_expr(krate: &Path, st: &ItemStruct, kinds: &[FieldKind]) -> TokenStream {
+fn construct_expr(st: &ItemStruct, kinds: &[FieldKind]) -> TokenStream {
     let name = &st.ident;
     let Fields::Named(named) = &st.fields else {
         return quote!(#name);
@@ -236,7 +236,6 @@ fn construct_expr(krate: &Path, st: &ItemStruct, kinds: &[FieldKind]) -> TokenSt
             FieldKind::Logger => quote!(__b.logger()),
             FieldKind::Default => quote!(::core::default::Default::default()),
         };
-        let _ = krate;
         quote!(#ident: #value)
     });
     quote!(#name { #(#inits),* })
