@@ -124,6 +124,12 @@ pub enum RegistryError {
     },
 }
 
+/// The private directory (mode 0700) holding a deployment's Unix sockets,
+/// removed at teardown.
+pub fn runtime_dir(deployment_id: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("weaver-{deployment_id}"))
+}
+
 /// The data directory, created (mode 0700) if missing: `$WEAVER_DATA_DIR`,
 /// else `$XDG_DATA_HOME/weaver`, else `$HOME/.local/share/weaver`.
 ///
@@ -341,7 +347,11 @@ impl Registry {
             "removing stale registration");
         if let Err(err) = self.unregister(&registration.deployment_id) {
             warn!(error = %err, "cannot remove stale registration");
+            return;
         }
+        // A babysitter that was killed outright left its sockets behind too.
+        // (The id was validated by `unregister`.)
+        let _ = std::fs::remove_dir_all(runtime_dir(&registration.deployment_id));
     }
 
     fn path_of(&self, deployment_id: &str) -> Result<PathBuf, RegistryError> {

@@ -49,7 +49,20 @@ async fn status_lists_live_deployments_and_forgets_dead_ones() -> anyhow::Result
     assert!(!text.contains("│ hello "), "{text}");
     assert!(text.contains("│ probe "), "{text}");
 
-    // A babysitter killed outright cannot unregister; the next status does.
+    // A babysitter killed outright cannot unregister; the next status does,
+    // and removes the sockets it left.
+    let banner = probe
+        .stdout
+        .wait_for("deployment id", |l| l.contains("deployment : "))
+        .await?;
+    let id = banner
+        .split("deployment : ")
+        .nth(1)
+        .unwrap_or("")
+        .trim_end_matches(['│', ' '])
+        .to_string();
+    let runtime_dir = std::env::temp_dir().join(format!("weaver-{id}"));
+    assert!(runtime_dir.exists(), "{}", runtime_dir.display());
     let kids = probe.children();
     probe.signal(Signal::SIGKILL);
     weaver_integration::wait_gone(&[probe.pid()], Duration::from_secs(5)).await?;
@@ -58,6 +71,11 @@ async fn status_lists_live_deployments_and_forgets_dead_ones() -> anyhow::Result
     assert!(!text.contains("│ probe "), "{text}");
     let registry = data.path().join("multi/registry");
     assert_eq!(std::fs::read_dir(&registry)?.count(), 0);
+    assert!(
+        !runtime_dir.exists(),
+        "sockets left in {}",
+        runtime_dir.display()
+    );
     Ok(())
 }
 

@@ -147,7 +147,7 @@ impl Deployment {
 impl Shared {
     fn new(config: Config, options: Options) -> Result<Arc<Shared>, DeployError> {
         let id = uuid::Uuid::new_v4().to_string();
-        let socket_dir = std::env::temp_dir().join(format!("weaver-{id}"));
+        let socket_dir = crate::registry::runtime_dir(&id);
         create_private_dir(&socket_dir)?;
         let registry = Registry::new(options.data_dir.join("multi").join("registry"))?;
         let store = weaver_logs::Writer::new(options.data_dir.join("logs"));
