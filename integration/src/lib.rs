@@ -309,19 +309,31 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// The deployment id, once the app/deployment box was printed.
+    pub fn id(&self) -> Option<String> {
+        self.stdout.all().iter().find_map(|l| {
+            let id = l.split("deployment : ").nth(1)?;
+            Some(id.trim_end_matches(['│', ' ']).to_string())
+        })
+    }
+}
+
 impl Drop for Deployment {
     fn drop(&mut self) {
-        // Leave nothing behind, whatever the test did.
+        // Leave nothing behind, whatever the test did: the processes, and the
+        // runtime directory a killed babysitter could not remove.
         let kids = children_of(self.pid);
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        for k in kids {
+        let kill = |pid: u32| {
             let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(k as i32),
+                nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        };
+        kill(self.pid);
+        kids.into_iter().for_each(kill);
+        if let Some(id) = self.id() {
+            let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("weaver-{id}")));
         }
     }
 }
