@@ -317,6 +317,12 @@ impl Deployment {
             Some(id.trim_end_matches(['│', ' ']).to_string())
         })
     }
+
+    /// The deployment's private socket directory (after [`Deployment::ready`]).
+    pub fn runtime_dir(&self) -> anyhow::Result<PathBuf> {
+        let id = self.id().context("no deployment id printed yet")?;
+        Ok(std::env::temp_dir().join(format!("weaver-{id}")))
+    }
 }
 
 impl Drop for Deployment {
@@ -332,8 +338,8 @@ impl Drop for Deployment {
         };
         kill(self.pid);
         kids.into_iter().for_each(kill);
-        if let Some(id) = self.id() {
-            let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("weaver-{id}")));
+        if let Ok(dir) = self.runtime_dir() {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

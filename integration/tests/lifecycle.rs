@@ -82,17 +82,7 @@ async fn ctrl_c_finishes_in_flight_requests_then_removes_everything() -> anyhow:
     let mut d = Deployment::start(&config("probe", &bins().bin("probe"), "")).await?;
     d.ready().await?;
     let addr = d.listener("http").await?;
-    let banner = d
-        .stdout
-        .wait_for("deployment id", |l| l.contains("deployment : "))
-        .await?;
-    let id = banner
-        .split("deployment : ")
-        .nth(1)
-        .unwrap_or("")
-        .trim_end_matches(['│', ' '])
-        .to_string();
-    let runtime_dir = std::env::temp_dir().join(format!("weaver-{id}"));
+    let runtime_dir = d.runtime_dir()?;
     assert!(runtime_dir.exists(), "{}", runtime_dir.display());
     let kids = d.children();
     assert_eq!(kids.len(), 2);

@@ -51,17 +51,7 @@ async fn status_lists_live_deployments_and_forgets_dead_ones() -> anyhow::Result
 
     // A babysitter killed outright cannot unregister; the next status does,
     // and removes the sockets it left.
-    let banner = probe
-        .stdout
-        .wait_for("deployment id", |l| l.contains("deployment : "))
-        .await?;
-    let id = banner
-        .split("deployment : ")
-        .nth(1)
-        .unwrap_or("")
-        .trim_end_matches(['│', ' '])
-        .to_string();
-    let runtime_dir = std::env::temp_dir().join(format!("weaver-{id}"));
+    let runtime_dir = probe.runtime_dir()?;
     assert!(runtime_dir.exists(), "{}", runtime_dir.display());
     let kids = probe.children();
     probe.signal(Signal::SIGKILL);

@@ -90,22 +90,27 @@ async fn one_run(
         .args(["multi", "deploy"])
         .arg(&config)
         .env("WEAVER_DATA_DIR", data.path())
-        .stdout(Stdio::null())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    let addr = format!("127.0.0.1:{port}");
-    // Polling is the measurement: the first moment a request succeeds.
+    // Ready when a Main replica says its listener is exported to the proxy.
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
     loop {
-        if let Ok((200, _)) = weaver_integration::http_get(&addr, "/hello?name=bench").await {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .context("no listener within 30 s")??
+            .context("the deployer exited before its listener was up")?;
+        if line.contains("hello listener available") {
             break;
         }
-        anyhow::ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "no 200 OK within 30 s"
-        );
-        tokio::time::sleep(Duration::from_micros(500)).await;
     }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr = format!("127.0.0.1:{port}");
+    let (status, body) = weaver_integration::http_get(&addr, "/hello?name=bench").await?;
+    anyhow::ensure!(status == 200, "first request: {status} {body}");
     let up = start.elapsed();
     let pid = child.id().context("pid")?;
     // The first request has returned: the deployment is idle now.

@@ -16,7 +16,9 @@
 //! (see `Stream::set_early_wake`).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
+
+use super::U64Hasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
@@ -62,7 +64,7 @@ const PROBE_EVERY: u64 = 64;
 /// Calls waiting for replies, by id.
 #[derive(Default)]
 struct Pending {
-    calls: HashMap<u64, Slot, BuildHasherDefault<IdHasher>>,
+    calls: HashMap<u64, Slot, BuildHasherDefault<U64Hasher>>,
     /// Why the connection closed, once it has.
     closed: Option<String>,
 }
@@ -70,27 +72,6 @@ struct Pending {
 enum Slot {
     Waiting(Option<Waker>),
     Done(Result<Vec<u8>>),
-}
-
-/// Request ids are sequential: they are their own hash.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // Spread sequential ids over the table's control bytes too.
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
 }
 
 /// Forgets a call (and tells the peer to cancel it) if it is dropped before

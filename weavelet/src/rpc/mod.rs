@@ -47,3 +47,25 @@ impl fmt::Display for Addr {
         }
     }
 }
+
+/// Hashes `u64` keys that need no real hashing (request ids, method keys
+/// that are already hashes) with one multiplication, which spreads
+/// sequential ids over the table.
+#[derive(Default)]
+pub(crate) struct U64Hasher(u64);
+
+impl std::hash::Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}

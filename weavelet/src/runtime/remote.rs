@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -26,7 +26,7 @@ use super::{Registry, Runtime, pipes};
 use crate::component::{Implementation, Instance, Main, Registration, Target};
 use crate::config::Section;
 use crate::logger::LogSink;
-use crate::rpc::{self, Dispatcher, wire};
+use crate::rpc::{self, Dispatcher, U64Hasher, wire};
 use crate::{BoxFuture, Context, Error, Listener, Result};
 
 type EnvConn = Conn<WeaveletMsg, EnvelopeMsg>;
@@ -47,7 +47,7 @@ pub(crate) struct Remote {
     instances: Instances,
     /// Method key -> (component, method index), for every component:
     /// what a call needs, without locks.
-    methods: HashMap<u64, (Arc<Served>, u32), BuildHasherDefault<KeyHasher>>,
+    methods: HashMap<u64, (Arc<Served>, u32), BuildHasherDefault<U64Hasher>>,
     /// Every component of the binary, by name.
     served: HashMap<&'static str, Arc<Served>>,
     /// Latest routing per component this weavelet calls.
@@ -61,24 +61,6 @@ struct Served {
     hosted: AtomicBool,
     /// Its instance, once built.
     instance: OnceLock<Instance>,
-}
-
-/// Hashes method keys, which are already hashes, by using them as is.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 /// Sends log entries up the pipe, batching what accumulates while the
