@@ -6,22 +6,23 @@
 //! replies at once, the reader corks the writer until the woken callers have
 //! had a chance to send their next requests, so those go out in one write.
 //!
-//! A call that is alone on its connection first tries to read its reply
-//! itself, right after sending: when the peer runs on the same CPU, the
-//! reply is usually there already, and taking it directly saves the trip
-//! through the runtime's `epoll_wait` and the reader task. Whether that pays
-//! is learnt per connection; when it keeps missing (peer on another CPU),
-//! callers stop trying except for an occasional probe, and while calls come
-//! one at a time they ask to be woken early by the peer's reads instead
-//! (see `Stream::set_early_wake`).
+//! A call that is alone on its connection may read its reply itself, right
+//! after sending: when the peer runs on the same CPU, the reply is often
+//! there already, and taking it directly saves the trip through the
+//! runtime's `epoll_wait` and the reader task. Whether that pays, and
+//! whether to give the CPU away first or to be woken early instead, depends
+//! on where the peer runs; each connection learns it by timing lone calls
+//! (see `tune.rs`).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
 use super::U64Hasher;
+use super::tune::{Tuner, Wait};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -47,19 +48,14 @@ struct Inner {
     /// Bytes read and not yet cut into frames; the reader task's, lent to
     /// a caller that reads its own reply.
     read: Mutex<ReadBuffer>,
-    /// Direct reads that found nothing, in a row.
-    misses: AtomicU32,
     /// Calls in a row that started while others were in flight.
     crowded: AtomicU32,
+    /// How lone calls wait for their replies here.
+    tuner: Mutex<Tuner>,
 }
 
 /// Calls in a row with company after which early wake-ups stop.
 const CROWDED: u32 = 16;
-
-/// Misses in a row after which callers stop reading directly, but for one
-/// call in [`PROBE_EVERY`].
-const MAX_MISSES: u32 = 4;
-const PROBE_EVERY: u64 = 64;
 
 /// Calls waiting for replies, by id.
 #[derive(Default)]
@@ -127,8 +123,8 @@ impl Connection {
             closed: AtomicBool::new(false),
             io,
             read: Mutex::new(ReadBuffer::new()),
-            misses: AtomicU32::new(0),
             crowded: AtomicU32::new(0),
+            tuner: Mutex::new(Tuner::default()),
         });
         let _ = inner
             .writer
@@ -182,6 +178,10 @@ impl Connection {
             id,
             done: false,
         };
+        // Timed from before the send: a peer on this CPU may run and answer
+        // inside it.
+        let (wait, timed) = inner.wait_strategy(alone);
+        let started = timed.then(Instant::now);
         let sent = inner.writer.send(
             Kind::Request,
             id,
@@ -193,13 +193,13 @@ impl Connection {
             guard.done = true;
             return Err(Error::remote(reason));
         }
-        inner.tune_early_wake(alone);
         if alone
+            && wait.reads_directly()
             && inner.io.can_try_read()
-            && inner.should_try(id)
             && let Some(result) = inner.try_receive(id)
         {
             guard.done = true;
+            inner.record_lone_call(started);
             // Taking replies directly never waits: yield now and then all
             // the same, as a runtime resource would.
             tokio::task::coop::consume_budget().await;
@@ -228,6 +228,7 @@ impl Connection {
             None => reply.await,
         };
         guard.done = true;
+        inner.record_lone_call(started);
         result
     }
 }
@@ -241,12 +242,11 @@ impl Inner {
         self.read.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks to be woken early by the peer's reads when calls come one at a
-    /// time and their replies are never there at once: the peer runs on
-    /// another CPU, and waking ours while it works saves its wake-up time
-    /// (see `Stream::set_early_wake`). When calls overlap, the process is
+    /// How this call waits for its reply, and whether to time it for the
+    /// tuner. Also turns early wake-ups on or off to match: they are for
+    /// calls that come one at a time; when calls overlap, the process is
     /// busy anyway and the extra wake-ups only cost.
-    fn tune_early_wake(&self, alone: bool) {
+    fn wait_strategy(&self, alone: bool) -> (Wait, bool) {
         let crowded = if alone {
             self.crowded.swap(0, Ordering::Relaxed);
             0
@@ -255,25 +255,40 @@ impl Inner {
                 .fetch_add(1, Ordering::Relaxed)
                 .saturating_add(1)
         };
-        let want = crowded < CROWDED && self.misses.load(Ordering::Relaxed) >= MAX_MISSES;
-        self.io.set_early_wake(want);
+        let (wait, timed) = if alone {
+            self.tuner.lock().unwrap_or_else(|e| e.into_inner()).next()
+        } else {
+            match self.tuner.try_lock() {
+                Ok(tuner) => (tuner.current(), false),
+                // Another caller is at it: leave the setting as it is.
+                Err(_) => return (Wait::Runtime, false),
+            }
+        };
+        self.io
+            .set_early_wake(wait.wakes_early() && crowded < CROWDED);
+        (wait, timed)
     }
 
-    /// Whether a caller should read its reply directly.
-    fn should_try(&self, id: u64) -> bool {
-        self.misses.load(Ordering::Relaxed) < MAX_MISSES || id.is_multiple_of(PROBE_EVERY)
+    /// Feeds the time of a timed lone call to the tuner.
+    fn record_lone_call(&self, started: Option<Instant>) {
+        if let Some(started) = started {
+            self.tuner
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(started.elapsed());
+        }
     }
 
     /// Reads the reply to call `id` if it has arrived, without waiting;
     /// hands any other replies read to their callers.
+    ///
     fn try_receive(&self, id: u64) -> Option<Result<Vec<u8>>> {
         // The reader task is at it: let it deliver.
         let mut rb = self.read.try_lock().ok()?;
-        let mut got = false;
-        match rb.try_fill(&self.io) {
+        let filled = rb.try_fill(&self.io);
+        match filled {
             Ok(0) => self.close(format!("connection to {} closed by the peer", self.peer)),
             Ok(_) => {
-                got = true;
                 if let Err(reason) = self.drain(&mut rb) {
                     self.close(reason);
                 }
@@ -282,11 +297,6 @@ impl Inner {
             Err(e) => self.close(format!("connection to {} failed: {e}", self.peer)),
         }
         drop(rb);
-        if got {
-            self.misses.store(0, Ordering::Relaxed);
-        } else {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-        }
         let mut p = self.lock();
         match p.calls.get(&id) {
             Some(Slot::Done(_)) => match p.calls.remove(&id) {

@@ -10,10 +10,15 @@
 //! full does a flush task register a duplicate of the socket for writability
 //! until the queue drains.
 //!
+//! A server connection's socket is not registered for reading at all: it is
+//! put in blocking mode and read by a thread of its own (see `server.rs`),
+//! which saves the `epoll_wait` before each request. Writes always pass
+//! `MSG_DONTWAIT`, so they never block whatever the socket's mode.
+//!
 //! Any other `AsyncRead + AsyncWrite` (in-memory streams in tests) works too,
 //! through the same interface.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
@@ -36,10 +41,10 @@ enum Inner {
     Generic(GenericIo),
 }
 
-/// A socket registered for readability, plus a lazily registered duplicate
-/// for writability.
+/// A socket, registered for readability (or read by blocking calls), plus a
+/// lazily registered duplicate for writability.
 struct SocketIo {
-    fd: AsyncFd<Sock>,
+    fd: Reads,
     write_wait: Mutex<Option<AsyncFd<Sock>>>,
     /// A duplicate registered for writability only so that the peer's
     /// reads wake this process early (see [`Stream::set_early_wake`]).
@@ -48,8 +53,28 @@ struct SocketIo {
     early_wake_on: AtomicBool,
 }
 
-enum Sock {
+/// How a socket is read.
+enum Reads {
+    /// Non-blocking, registered with the runtime for readability.
+    Async(AsyncFd<Sock>),
+    /// In blocking mode, read by blocking calls from one thread.
+    Blocking(Sock),
+}
+
+impl Reads {
+    fn sock(&self) -> &Sock {
+        match self {
+            Reads::Async(fd) => fd.get_ref(),
+            Reads::Blocking(sock) => sock,
+        }
+    }
+}
+
+/// A connected socket.
+pub(crate) enum Sock {
+    /// A Unix domain socket.
     Unix(std::os::unix::net::UnixStream),
+    /// A TCP socket.
     Tcp(std::net::TcpStream),
 }
 
@@ -82,11 +107,15 @@ impl Sock {
         }
     }
 
+    /// Writes what fits without waiting, whatever the socket's mode.
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Sock::Unix(s) => (&*s).write(buf),
-            Sock::Tcp(s) => (&*s).write(buf),
-        }
+        use nix::sys::socket::{MsgFlags, send};
+        send(
+            self.as_raw_fd(),
+            buf,
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        )
+        .map_err(io::Error::from)
     }
 
     fn try_clone(&self) -> io::Result<Sock> {
@@ -128,17 +157,34 @@ impl Stream {
         Self::socket(Sock::Tcp(s.into_std()?))
     }
 
+    /// A socket to be read only by [`Stream::read_blocking`], from one
+    /// thread; it is switched to blocking mode. Writes still never block.
+    pub(crate) fn blocking(sock: Sock) -> io::Result<Stream> {
+        match &sock {
+            Sock::Unix(s) => s.set_nonblocking(false)?,
+            Sock::Tcp(s) => {
+                let _ = s.set_nodelay(true);
+                s.set_nonblocking(false)?;
+            }
+        }
+        Ok(Self::with_reads(Reads::Blocking(sock)))
+    }
+
     fn socket(sock: Sock) -> io::Result<Stream> {
         // `into_std` keeps the socket non-blocking.
         let fd = register(sock, Interest::READABLE)?;
-        Ok(Stream {
+        Ok(Self::with_reads(Reads::Async(fd)))
+    }
+
+    fn with_reads(fd: Reads) -> Stream {
+        Stream {
             inner: Inner::Socket(SocketIo {
                 fd,
                 write_wait: Mutex::new(None),
                 early_wake: Mutex::new(None),
                 early_wake_on: AtomicBool::new(false),
             }),
-        })
+        }
     }
 
     /// Any pair of halves.
@@ -162,8 +208,17 @@ impl Stream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         match &self.inner {
-            Inner::Socket(s) => loop {
-                let mut guard = ready!(s.fd.poll_read_ready(cx))?;
+            Inner::Socket(SocketIo {
+                fd: Reads::Blocking(_),
+                ..
+            }) => Poll::Ready(Err(io::Error::other(
+                "a blocking socket is read with read_blocking",
+            ))),
+            Inner::Socket(SocketIo {
+                fd: Reads::Async(fd),
+                ..
+            }) => loop {
+                let mut guard = ready!(fd.poll_read_ready(cx))?;
                 match guard.try_io(|fd| fd.get_ref().read(buf)) {
                     Ok(Ok(n)) => {
                         // A short read emptied the socket: forget the
@@ -189,10 +244,34 @@ impl Stream {
         }
     }
 
+    /// Reads into `buf`, waiting for data; `Ok(0)` at end of stream (or
+    /// once [`Stream::shutdown`] ran). Only for [`Stream::blocking`] sockets;
+    /// blocks the calling thread.
+    pub(crate) fn read_blocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.inner {
+            Inner::Socket(SocketIo {
+                fd: Reads::Blocking(sock),
+                ..
+            }) => loop {
+                match sock.read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    r => return r,
+                }
+            },
+            _ => Err(io::Error::other("not a blocking socket")),
+        }
+    }
+
     /// Whether [`Stream::try_read`] can read without disturbing the reader
     /// task's wake-ups.
     pub(crate) fn can_try_read(&self) -> bool {
-        matches!(self.inner, Inner::Socket(_))
+        matches!(
+            self.inner,
+            Inner::Socket(SocketIo {
+                fd: Reads::Async(_),
+                ..
+            })
+        )
     }
 
     /// Reads what has arrived without waiting or registering for wake-ups
@@ -200,7 +279,7 @@ impl Stream {
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.inner {
             Inner::Socket(s) => loop {
-                match s.fd.get_ref().read(buf) {
+                match s.fd.sock().read(buf) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     r => return r,
                 }
@@ -212,7 +291,7 @@ impl Stream {
     /// Writes what fits without waiting; `WouldBlock` if nothing does.
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match &self.inner {
-            Inner::Socket(s) => s.fd.get_ref().write(buf),
+            Inner::Socket(s) => s.fd.sock().write(buf),
             Inner::Generic(g) => {
                 let mut cx = Context::from_waker(Waker::noop());
                 match lock(&g.writer).as_mut().poll_write(&mut cx, buf) {
@@ -231,7 +310,7 @@ impl Stream {
                 let fd = match &mut *wait {
                     Some(fd) => fd,
                     None => {
-                        let dup = s.fd.get_ref().try_clone()?;
+                        let dup = s.fd.sock().try_clone()?;
                         wait.insert(register(dup, Interest::WRITABLE)?)
                     }
                 };
@@ -268,7 +347,7 @@ impl Stream {
         let mut wake = lock(&s.early_wake);
         if on && wake.is_none() {
             *wake =
-                s.fd.get_ref()
+                s.fd.sock()
                     .try_clone()
                     .and_then(|d| register(d, Interest::WRITABLE))
                     .ok();
@@ -310,7 +389,7 @@ impl Stream {
     /// the peer and our own reader both see its end.
     pub(crate) fn shutdown(&self) {
         match &self.inner {
-            Inner::Socket(s) => s.fd.get_ref().shutdown(Shutdown::Both),
+            Inner::Socket(s) => s.fd.sock().shutdown(Shutdown::Both),
             Inner::Generic(g) => {
                 let mut cx = Context::from_waker(Waker::noop());
                 let _ = lock(&g.writer).as_mut().poll_shutdown(&mut cx);
@@ -369,6 +448,15 @@ impl ReadBuffer {
         let n = ready!(io.poll_read(cx, &mut self.buf[self.end..]))?;
         self.filled(n);
         Poll::Ready(Ok(n))
+    }
+
+    /// Reads more bytes, blocking the thread until some come; `Ok(0)` at end
+    /// of stream. For [`Stream::blocking`] sockets.
+    pub(crate) fn fill_blocking(&mut self, io: &Stream) -> io::Result<usize> {
+        self.make_room();
+        let n = io.read_blocking(&mut self.buf[self.end..])?;
+        self.filled(n);
+        Ok(n)
     }
 
     /// Reads what has arrived, without waiting; `WouldBlock` if nothing has.

@@ -8,6 +8,7 @@
 mod client;
 mod io;
 mod server;
+mod tune;
 pub(crate) mod wire;
 
 #[cfg(test)]
