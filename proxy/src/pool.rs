@@ -1,19 +1,35 @@
-//! Keep-alive HTTP/1.1 connections to one backend.
+//! Connections to one backend: one multiplexed HTTP/2 connection if the
+//! backend speaks h2c, else a pool of keep-alive HTTP/1.1 connections.
 //!
 //! Each backend owns a [`Pool`]; `forward.rs` checks a connection out before
 //! it hands the request over, so a failed connect leaves the request intact
 //! for another backend, and a response body checks its connection back in
-//! when it ends. A stack keeps the most recently used connections on top.
+//! when it ends.
+//!
+//! The first connection to a backend is a probe: it sends the HTTP/2 client
+//! preface and looks at the first bytes that come back. A backend that
+//! answers with a `SETTINGS` frame speaks h2c (hyper-util's `auto` server
+//! does), and all its requests then share one HTTP/2 connection: the
+//! requests that arrive together go out in one write and their responses
+//! come back in one read, where HTTP/1.1 pays two system calls per request
+//! on each side. Any other answer, or none within [`PROBE_TIMEOUT`], means
+//! HTTP/1.1, spoken over a stack of idle connections, most recently used on
+//! top.
+//!
 //! Dropping the pool (its backend removed and its last request done) drops
-//! the idle senders, which makes hyper close those connections.
+//! the idle senders and the shared one, which makes hyper close those
+//! connections.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{TrySendError, http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -22,6 +38,13 @@ use crate::body::RequestBody;
 /// A backend that accepts nothing within this long counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A backend that has not answered the HTTP/2 preface within this long is
+/// spoken to in HTTP/1.1.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The HTTP/2 client connection preface and an empty `SETTINGS` frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
 /// Connections idle longer than this are closed when next seen.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -29,19 +52,42 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const MAX_IDLE: usize = 256;
 
 /// A sender for requests on one backend connection.
-pub(crate) type Sender = SendRequest<RequestBody>;
+#[derive(Debug)]
+pub(crate) enum Sender {
+    /// One HTTP/1.1 connection, one request at a time.
+    Http1(http1::SendRequest<RequestBody>),
+    /// A handle on the backend's shared HTTP/2 connection.
+    Http2(http2::SendRequest<RequestBody>),
+}
 
-/// Keep-alive connections to one backend.
+/// The protocol a backend was found to speak.
+#[derive(Debug)]
+enum Protocol {
+    /// Not probed yet (or the probe could not connect).
+    Unknown,
+    Http1,
+    /// h2c, and the shared connection if one is open.
+    Http2(Option<http2::SendRequest<RequestBody>>),
+}
+
+/// Connections to one backend.
 #[derive(Debug)]
 pub(crate) struct Pool {
     addr: SocketAddr,
-    /// Guards the idle connections, oldest first; held only to push or pop.
+    /// What the backend speaks; held only to read or swap, never across an
+    /// await.
+    protocol: Mutex<Protocol>,
+    /// Held while probing or opening the shared HTTP/2 connection, so the
+    /// requests that arrive meanwhile wait for it instead of opening more.
+    opening: tokio::sync::Mutex<()>,
+    /// Guards the idle HTTP/1.1 connections, oldest first; held only to push
+    /// or pop.
     idle: Mutex<Vec<Idle>>,
 }
 
 #[derive(Debug)]
 struct Idle {
-    sender: Sender,
+    sender: http1::SendRequest<RequestBody>,
     since: Instant,
 }
 
@@ -65,12 +111,41 @@ pub(crate) enum ConnectError {
     Timeout,
 }
 
+// === impl Sender ===
+
+impl Sender {
+    /// Sends `req`; if it could not even be handed to the connection (the
+    /// connection closed), the error gives it back.
+    pub(crate) async fn try_send_request(
+        &mut self,
+        req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<RequestBody>>> {
+        match self {
+            Sender::Http1(sender) => sender.try_send_request(req).await,
+            Sender::Http2(sender) => sender.try_send_request(req).await,
+        }
+    }
+
+    /// Sends `req`.
+    pub(crate) async fn send_request(
+        &mut self,
+        req: Request<RequestBody>,
+    ) -> hyper::Result<Response<Incoming>> {
+        match self {
+            Sender::Http1(sender) => sender.send_request(req).await,
+            Sender::Http2(sender) => sender.send_request(req).await,
+        }
+    }
+}
+
 // === impl Pool ===
 
 impl Pool {
     pub(crate) fn new(addr: SocketAddr) -> Pool {
         Pool {
             addr,
+            protocol: Mutex::new(Protocol::Unknown),
+            opening: tokio::sync::Mutex::new(()),
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -80,49 +155,130 @@ impl Pool {
         self.addr
     }
 
-    /// A ready idle connection, or else a new one.
+    /// A connection for one request: the shared HTTP/2 one, a ready idle
+    /// HTTP/1.1 one, or else a new one.
     ///
     /// # Errors
     ///
-    /// If there is no idle connection and connecting fails.
+    /// If a new connection is needed and connecting fails.
     pub(crate) async fn checkout(&self) -> Result<Checkout, ConnectError> {
-        if let Some(sender) = self.take_idle() {
-            return Ok(Checkout {
-                sender,
-                reused: true,
-            });
+        if let Some(checkout) = self.ready() {
+            return Ok(checkout);
         }
         // Boxed: connecting is the rare path, and inline its state would
-        // grow every request's future (which hyper moves around) by ~300 bytes.
-        Box::pin(self.connect()).await
+        // grow every request's future (which hyper moves around).
+        Box::pin(self.checkout_slow()).await
     }
 
-    /// Opens a new connection.
+    /// A connection that needs no connecting, if there is one.
+    fn ready(&self) -> Option<Checkout> {
+        let shared = match &*self.protocol() {
+            Protocol::Http2(Some(sender)) if !sender.is_closed() => Some(sender.clone()),
+            Protocol::Http1 => None,
+            _ => return None,
+        };
+        let sender = match shared {
+            Some(sender) => Sender::Http2(sender),
+            None => Sender::Http1(self.take_idle()?),
+        };
+        Some(Checkout {
+            sender,
+            reused: true,
+        })
+    }
+
+    async fn checkout_slow(&self) -> Result<Checkout, ConnectError> {
+        let opening = self.opening.lock().await;
+        // Someone else may have probed or connected while we waited.
+        if let Some(checkout) = self.ready() {
+            return Ok(checkout);
+        }
+        if matches!(*self.protocol(), Protocol::Unknown) {
+            let h2 = self.probe().await?;
+            debug!(backend = %self.addr, h2, "backend protocol probed");
+            *self.protocol() = if h2 {
+                Protocol::Http2(None)
+            } else {
+                Protocol::Http1
+            };
+        }
+        if matches!(*self.protocol(), Protocol::Http1) {
+            // New HTTP/1.1 connections need not wait for one another.
+            drop(opening);
+        }
+        self.connect().await
+    }
+
+    /// Opens a new connection in the backend's protocol (HTTP/1.1 if not
+    /// known yet); a new HTTP/2 connection replaces the shared one.
     pub(crate) async fn connect(&self) -> Result<Checkout, ConnectError> {
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
-            .await
-            .map_err(|_| ConnectError::Timeout)?
-            .map_err(ConnectError::Io)?;
-        // Small requests must not wait on Nagle's algorithm.
-        stream.set_nodelay(true).map_err(ConnectError::Io)?;
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ConnectError::Io(io::Error::other(e)))?;
+        let stream = self.dial().await?;
         let addr = self.addr;
-        tokio::spawn(async move {
-            if let Err(error) = conn.await {
-                debug!(backend = %addr, %error, "backend connection failed");
-            }
-        });
-        debug!(backend = %addr, "backend connection opened");
+        let h2 = matches!(*self.protocol(), Protocol::Http2(_));
+        let sender = if h2 {
+            let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .map_err(|e| ConnectError::Io(io::Error::other(e)))?;
+            tokio::spawn(async move {
+                if let Err(error) = conn.await {
+                    debug!(backend = %addr, %error, "backend connection failed");
+                }
+            });
+            *self.protocol() = Protocol::Http2(Some(sender.clone()));
+            Sender::Http2(sender)
+        } else {
+            let (sender, conn) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| ConnectError::Io(io::Error::other(e)))?;
+            tokio::spawn(async move {
+                if let Err(error) = conn.await {
+                    debug!(backend = %addr, %error, "backend connection failed");
+                }
+            });
+            Sender::Http1(sender)
+        };
+        debug!(backend = %addr, h2, "backend connection opened");
         Ok(Checkout {
             sender,
             reused: false,
         })
     }
 
+    /// A TCP connection to the backend.
+    async fn dial(&self) -> Result<TcpStream, ConnectError> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| ConnectError::Timeout)?
+            .map_err(ConnectError::Io)?;
+        // Small requests must not wait on Nagle's algorithm.
+        stream.set_nodelay(true).map_err(ConnectError::Io)?;
+        Ok(stream)
+    }
+
+    /// Whether the backend answers the HTTP/2 preface with `SETTINGS`, on a
+    /// connection of its own that is then closed.
+    async fn probe(&self) -> Result<bool, ConnectError> {
+        let mut stream = self.dial().await?;
+        let answer = async {
+            stream.write_all(H2_PREFACE).await?;
+            let mut head = [0u8; 9];
+            stream.read_exact(&mut head).await?;
+            // A frame header: 24-bit length, type, flags, stream id.
+            // SETTINGS is type 4, and the server's first one is no ACK.
+            Ok::<_, io::Error>(head[3] == 0x4 && head[4] & 0x1 == 0)
+        };
+        Ok(matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, answer).await,
+            Ok(Ok(true))
+        ))
+    }
+
     /// Returns a connection whose exchange finished cleanly.
     pub(crate) fn checkin(&self, sender: Sender) {
+        // The shared HTTP/2 connection stays where it is.
+        let Sender::Http1(sender) = sender else {
+            return;
+        };
         if sender.is_closed() {
             return;
         }
@@ -140,13 +296,21 @@ impl Pool {
         }
     }
 
-    /// Drops every idle connection, which makes hyper close it.
+    /// Drops every idle connection and the shared one, which makes hyper
+    /// close them once their requests are done.
     pub(crate) fn close_idle(&self) {
         let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
         drop(idle);
+        if let Protocol::Http2(shared) = &mut *self.protocol() {
+            shared.take();
+        }
     }
 
-    fn take_idle(&self) -> Option<Sender> {
+    fn protocol(&self) -> std::sync::MutexGuard<'_, Protocol> {
+        self.protocol.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take_idle(&self) -> Option<http1::SendRequest<RequestBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         // Newest first: the likeliest to be ready and still open.
         let mut skipped = 0;

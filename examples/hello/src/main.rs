@@ -15,10 +15,10 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use weaver::{Context, Listener, Logger, Ref};
 
 /// Reverses strings.
@@ -59,7 +59,9 @@ async fn main() -> weaver::Result<()> {
             let (stream, _) = app.hello.accept().await?;
             tokio::spawn(async move {
                 let service = service_fn(move |req| handle(app, req));
-                let _ = http1::Builder::new()
+                // HTTP/1.1 and h2c: the proxy in front multiplexes its
+                // requests over one HTTP/2 connection when the app speaks it.
+                let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });

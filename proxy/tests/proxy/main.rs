@@ -5,6 +5,7 @@ mod support;
 
 mod headers;
 mod lifecycle;
+mod protocol;
 mod retry;
 mod routing;
 mod streaming;

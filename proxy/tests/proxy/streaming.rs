@@ -8,8 +8,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use weaver_proxy::Proxy;
 
 use crate::support::{
-    Backend, ClientBody, full, get, h2c_client, http1_client, parse_headers, proxy_for, send,
-    trace_init, within,
+    Backend, ClientBody, Speaks, full, get, h2c_client, http1_client, parse_headers, proxy_for,
+    send, trace_init, within,
 };
 
 const CHUNK: usize = 64 * 1024;
@@ -22,8 +22,17 @@ fn chunk(i: usize) -> Bytes {
 
 #[tokio::test]
 async fn large_bodies_pass_through_intact() {
+    large_bodies_pass_through(Speaks::Http1).await;
+}
+
+#[tokio::test]
+async fn large_bodies_pass_through_an_h2c_backend_intact() {
+    large_bodies_pass_through(Speaks::Auto).await;
+}
+
+async fn large_bodies_pass_through(speaks: Speaks) {
     trace_init();
-    let backend = Backend::start("a").await;
+    let backend = Backend::start_speaking("a", speaks).await;
     let proxy = proxy_for(&[&backend]).await;
 
     let (mut tx, body) = Channel::<Bytes, std::convert::Infallible>::new(4);
@@ -100,6 +109,16 @@ async fn bodies_stream_both_ways_over_h2c() {
     let backend = Backend::start("a").await;
     let proxy = proxy_for(&[&backend]).await;
     ping_pong(h2c_client(), &proxy).await;
+}
+
+#[tokio::test]
+async fn bodies_stream_both_ways_to_an_h2c_backend() {
+    trace_init();
+    let backend = Backend::start_speaking("a", Speaks::Auto).await;
+    let proxy = proxy_for(&[&backend]).await;
+    ping_pong(http1_client(), &proxy).await;
+    ping_pong(h2c_client(), &proxy).await;
+    assert_eq!(get(&http1_client(), &proxy, "/version").await.1, "HTTP/2.0");
 }
 
 #[tokio::test]

@@ -51,11 +51,21 @@ pub(crate) async fn within<F: Future>(what: &str, fut: F) -> F::Output {
     }
 }
 
+/// What a test backend speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Speaks {
+    /// HTTP/1.1 only (hyper's http1 server).
+    Http1,
+    /// HTTP/1.1 and h2c with prior knowledge (hyper-util's auto server).
+    Auto,
+}
+
 /// An in-process backend. Routes:
 /// - `/hold`: reports arrival, then answers its name once released;
 /// - `/echo`: streams the request body back as the response body;
 /// - `/echo-headers`: answers with one `name: value` line per header;
 /// - `/hop-response`: answers with hop-by-hop headers of its own;
+/// - `/version`: answers the HTTP version the request came in;
 /// - anything else: answers its name.
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
@@ -74,11 +84,19 @@ struct State {
     open: watch::Sender<usize>,
     held: mpsc::UnboundedSender<()>,
     release: watch::Receiver<bool>,
+    /// The tasks serving accepted connections, aborted when the backend is
+    /// dropped (as if its process died).
+    conns: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Backend {
-    /// Starts a backend that answers `name`.
+    /// Starts an HTTP/1.1 backend that answers `name`.
     pub(crate) async fn start(name: &'static str) -> Backend {
+        Backend::start_speaking(name, Speaks::Http1).await
+    }
+
+    /// Starts a backend that answers `name` and speaks `speaks`.
+    pub(crate) async fn start_speaking(name: &'static str, speaks: Speaks) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind backend");
@@ -93,8 +111,9 @@ impl Backend {
             open: open_tx,
             held: held_tx,
             release: release_rx,
+            conns: std::sync::Mutex::new(Vec::new()),
         });
-        let task = tokio::spawn(serve(listener, Arc::clone(&state)));
+        let task = tokio::spawn(serve(listener, Arc::clone(&state), speaks));
         Backend {
             addr,
             state,
@@ -145,27 +164,46 @@ impl Backend {
 impl Drop for Backend {
     fn drop(&mut self) {
         self.task.abort();
+        let conns = std::mem::take(&mut *self.state.conns.lock().expect("not poisoned"));
+        for conn in conns {
+            conn.abort();
+        }
     }
 }
 
-async fn serve(listener: TcpListener, state: Arc<State>) {
+async fn serve(listener: TcpListener, state: Arc<State>, speaks: Speaks) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             return;
         };
         state.connections.fetch_add(1, Ordering::SeqCst);
         state.open.send_modify(|n| *n += 1);
-        let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let service = service_fn({
-                let state = Arc::clone(&state);
-                move |req| answer(Arc::clone(&state), req)
-            });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            state.open.send_modify(|n| *n -= 1);
+        let conn = tokio::spawn({
+            let state = Arc::clone(&state);
+            async move {
+                let service = service_fn({
+                    let state = Arc::clone(&state);
+                    move |req| answer(Arc::clone(&state), req)
+                });
+                let io = TokioIo::new(stream);
+                let _ = match speaks {
+                    Speaks::Http1 => hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Speaks::Auto => auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(io, service)
+                        .await
+                        .map_err(|e| e.to_string()),
+                };
+                state.open.send_modify(|n| *n -= 1);
+            }
         });
+        state
+            .conns
+            .lock()
+            .expect("not poisoned")
+            .push(conn.abort_handle());
     }
 }
 
@@ -183,6 +221,7 @@ async fn answer(
             Response::new(text(state.name.to_owned()))
         }
         "/echo" => Response::new(req.into_body().boxed()),
+        "/version" => Response::new(text(format!("{:?}", req.version()))),
         "/echo-headers" => {
             let lines: String = req
                 .headers()

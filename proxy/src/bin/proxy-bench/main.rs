@@ -12,7 +12,10 @@
 //! Options: `--runs N` (3), `--duration SECS` (5), `--connections N` (64),
 //! `--threads N` (2), `--runtime current-thread|multi-thread` (current-thread,
 //! the proxy's tokio runtime), `--event-interval N` (tokio's default),
-//! `--nginx-workers N|auto` (1), `--pin` (wrk on CPU 1; backends and the
+//! `--nginx-workers N|auto` (1), `--backends auto|http1` (auto: the
+//! backends speak HTTP/1.1 and h2c, and weaver-proxy reaches them over one
+//! HTTP/2 connection each while nginx uses HTTP/1.1 keep-alive; http1: both
+//! proxies speak HTTP/1.1 to them), `--pin` (wrk on CPU 1; backends and the
 //! proxy under test on CPU 0, so the proxy's cost decides the throughput).
 //!
 //! Fairness: by default both proxies get one thread (tokio current-thread,
@@ -46,6 +49,8 @@ struct Options {
     /// tokio's `event_interval` for the proxy runtime, if not the default.
     event_interval: Option<u32>,
     nginx_workers: String,
+    /// Backends that speak HTTP/1.1 only.
+    http1_backends: bool,
     pin: bool,
 }
 
@@ -80,7 +85,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), BenchError> {
     let options = parse_args()?;
-    let (backends, backend_tid) = backend::start(2)?;
+    let (backends, backend_tid) = backend::start(2, options.http1_backends)?;
     let weaver = start_proxy(&backends, &options)?;
     if options.pin {
         let tids = weaver.tids.lock().unwrap_or_else(PoisonError::into_inner);
@@ -239,14 +244,19 @@ fn report(options: &Options, runs: &[Vec<Run>; 3]) {
         }
     );
     println!(
-        "weaver-proxy: tokio {} runtime | {}: worker_processes {} | backends: 2 x hyper http1, one current-thread runtime",
+        "weaver-proxy: tokio {} runtime | {}: worker_processes {} | backends: 2 x hyper {}, one current-thread runtime",
         if options.multi_thread {
             "multi-thread (2 workers)"
         } else {
             "current-thread"
         },
         Nginx::version(),
-        options.nginx_workers
+        options.nginx_workers,
+        if options.http1_backends {
+            "http1 (both proxies speak HTTP/1.1 to them)"
+        } else {
+            "auto (HTTP/1.1 + h2c: weaver-proxy speaks HTTP/2 to them, nginx HTTP/1.1)"
+        }
     );
     println!(
         "{:<22} {:>12} {:>10} {:>16}",
@@ -302,6 +312,7 @@ fn parse_args() -> Result<Options, BenchError> {
         multi_thread: false,
         event_interval: None,
         nginx_workers: "1".to_owned(),
+        http1_backends: false,
         pin: false,
     };
     let mut args = std::env::args().skip(1);
@@ -321,6 +332,13 @@ fn parse_args() -> Result<Options, BenchError> {
             }
             "--event-interval" => options.event_interval = Some(value()?.parse()?),
             "--nginx-workers" => options.nginx_workers = value()?,
+            "--backends" => {
+                options.http1_backends = match value()?.as_str() {
+                    "http1" => true,
+                    "auto" => false,
+                    other => return Err(format!("unknown backends {other}").into()),
+                }
+            }
             "--pin" => options.pin = true,
             other => return Err(format!("unknown option {other}").into()),
         }
