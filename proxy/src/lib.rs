@@ -2,8 +2,11 @@
 //!
 //! The babysitter runs one [`Proxy`] per listener name; every replica that
 //! exports the listener becomes a backend, and a replica that dies is removed
-//! at once. Clients may speak HTTP/1.1 or HTTP/2 with prior knowledge (h2c);
-//! backends are reached over pooled HTTP/1.1 keep-alive connections.
+//! at once. Clients may speak HTTP/1.1 or HTTP/2 with prior knowledge (h2c).
+//! Each backend is probed once for h2c: one that speaks it gets all its
+//! requests multiplexed over a single HTTP/2 connection (batched writes and
+//! reads instead of two system calls per request); any other is reached over
+//! pooled HTTP/1.1 keep-alive connections.
 //!
 //! Each request goes to the less loaded of two backends (power of two choices
 //! on requests in flight). Hop-by-hop headers are dropped, the client's `Host`

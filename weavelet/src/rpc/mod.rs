@@ -8,6 +8,7 @@
 mod client;
 mod io;
 mod server;
+mod slice;
 mod tune;
 pub(crate) mod wire;
 
