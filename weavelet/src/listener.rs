@@ -14,7 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 /// [`Listener::proxy_addr`], spreads the traffic over the replicas.
 ///
 /// It dereferences to the [`tokio::net::TcpListener`], so it plugs into
-/// hyper's or axum's accept loops.
+/// hyper's or axum's accept loops. Accepted connections have Nagle's
+/// algorithm off (`TCP_NODELAY`, inherited from the listening socket).
 #[derive(Debug)]
 pub struct Listener {
     name: String,
@@ -24,6 +25,15 @@ pub struct Listener {
 
 impl Listener {
     pub(crate) fn new(name: String, inner: TcpListener, public: SocketAddr) -> Self {
+        // Accepted connections inherit TCP_NODELAY from the listener on
+        // Linux. Small responses must not wait on Nagle's algorithm: an HTTP/2
+        // server writes a response in several small writes, and the second
+        // would wait for the peer's delayed ACK (40 ms).
+        if let Err(error) =
+            nix::sys::socket::setsockopt(&inner, nix::sys::socket::sockopt::TcpNoDelay, &true)
+        {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on listener {name}");
+        }
         Self {
             name,
             inner,
@@ -65,5 +75,22 @@ impl Deref for Listener {
     type Target = TcpListener;
     fn deref(&self) -> &TcpListener {
         &self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let inner = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = inner.local_addr().unwrap();
+        let listener = Listener::new("l".to_string(), inner, addr);
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        assert!(server.nodelay().unwrap());
+        // The client side is the peer's business.
+        assert!(!client.nodelay().unwrap());
     }
 }
