@@ -219,22 +219,14 @@ impl Pool {
             let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
                 .await
                 .map_err(|e| ConnectError::Io(io::Error::other(e)))?;
-            tokio::spawn(async move {
-                if let Err(error) = conn.await {
-                    debug!(backend = %addr, %error, "backend connection failed");
-                }
-            });
+            drive(addr, conn);
             *self.protocol() = Protocol::Http2(Some(sender.clone()));
             Sender::Http2(sender)
         } else {
             let (sender, conn) = http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| ConnectError::Io(io::Error::other(e)))?;
-            tokio::spawn(async move {
-                if let Err(error) = conn.await {
-                    debug!(backend = %addr, %error, "backend connection failed");
-                }
-            });
+            drive(addr, conn);
             Sender::Http1(sender)
         };
         debug!(backend = %addr, h2, "backend connection opened");
@@ -327,4 +319,16 @@ impl Pool {
         }
         None
     }
+}
+
+/// Runs a backend connection's I/O on a task of its own until it ends.
+fn drive<C>(addr: SocketAddr, conn: C)
+where
+    C: std::future::Future<Output = hyper::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(error) = conn.await {
+            debug!(backend = %addr, %error, "backend connection failed");
+        }
+    });
 }

@@ -104,28 +104,14 @@ fn spawn_serve(sock: std::io::Result<Sock>, d: &Arc<dyn Dispatcher>) {
 
 /// Serves calls arriving on one blocking socket until it closes.
 fn serve_blocking(stream: Stream, d: &Arc<dyn Dispatcher>) {
-    let io = Arc::new(stream);
-    let writer = Writer::new(io.clone());
-    let _ = writer.send(Kind::Version, 0, &[&wire::RPC_VERSION.to_le_bytes()]);
-    let inflight: InFlight = Arc::default();
-    let mut rb = ReadBuffer::new();
-    loop {
-        writer.cork();
-        let ok = handle_frames(&mut rb, d, &inflight, &writer);
-        writer.uncork();
-        if !ok {
+    let mut conn = Session::new(stream);
+    while conn.handle(d) {
+        let filled = conn.rb.fill_blocking(&conn.io);
+        if !more(filled) {
             break;
         }
-        match rb.fill_blocking(&io) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::debug!(error = %e, "component RPC connection failed");
-                break;
-            }
-        }
     }
-    abort_all(&inflight);
+    conn.end();
 }
 
 /// Serves calls arriving on one connection until it closes.
@@ -139,29 +125,62 @@ where
 }
 
 async fn serve_stream(stream: Stream, d: Arc<dyn Dispatcher>) {
-    let io = Arc::new(stream);
-    let writer = Writer::new(io.clone());
-    let _ = writer.send(Kind::Version, 0, &[&wire::RPC_VERSION.to_le_bytes()]);
-    let inflight: InFlight = Arc::default();
-    let mut rb = ReadBuffer::new();
-    loop {
-        // Handle every request that has arrived; write the replies together.
-        writer.cork();
-        let ok = handle_frames(&mut rb, &d, &inflight, &writer);
-        writer.uncork();
-        if !ok {
+    let mut conn = Session::new(stream);
+    while conn.handle(&d) {
+        let Session { rb, io, .. } = &mut conn;
+        let filled = std::future::poll_fn(|cx| rb.poll_fill(cx, io)).await;
+        if !more(filled) {
             break;
         }
-        match std::future::poll_fn(|cx| rb.poll_fill(cx, &io)).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::debug!(error = %e, "component RPC connection failed");
-                break;
-            }
+    }
+    conn.end();
+}
+
+/// One server connection's state, whichever way it is read.
+struct Session {
+    io: Arc<Stream>,
+    writer: Arc<Writer>,
+    inflight: InFlight,
+    rb: ReadBuffer,
+}
+
+impl Session {
+    fn new(stream: Stream) -> Session {
+        let io = Arc::new(stream);
+        let writer = Writer::new(io.clone());
+        let _ = writer.send(Kind::Version, 0, &[&wire::RPC_VERSION.to_le_bytes()]);
+        Session {
+            io,
+            writer,
+            inflight: Arc::default(),
+            rb: ReadBuffer::new(),
         }
     }
-    abort_all(&inflight);
+
+    /// Handles every request that has arrived and writes the replies
+    /// together; `false` if the connection must end.
+    fn handle(&mut self, d: &Arc<dyn Dispatcher>) -> bool {
+        self.writer.cork();
+        let ok = handle_frames(&mut self.rb, d, &self.inflight, &self.writer);
+        self.writer.uncork();
+        ok
+    }
+
+    fn end(self) {
+        abort_all(&self.inflight);
+    }
+}
+
+/// Whether a read brought more bytes (not the end, not an error).
+fn more(filled: std::io::Result<usize>) -> bool {
+    match filled {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "component RPC connection failed");
+            false
+        }
+    }
 }
 
 /// The caller is gone: nobody can receive the replies of what is left.
