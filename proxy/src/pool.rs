@@ -45,6 +45,16 @@ pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// The HTTP/2 client connection preface and an empty `SETTINGS` frame.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
 
+/// How much of one response the proxy takes from a backend's HTTP/2
+/// connection before its client has read it: what a slow client can hold.
+const H2_STREAM_WINDOW: u32 = 1 << 20;
+
+/// How much of all responses together it takes. Every stream sharing the
+/// connection waits once unread data fills this, so it is the stream window
+/// times the 200 concurrent streams servers commonly allow: slow clients
+/// never stall the others' responses. Only unread data takes memory.
+const H2_CONNECTION_WINDOW: u32 = 200 * H2_STREAM_WINDOW;
+
 /// Connections idle longer than this are closed when next seen.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -216,7 +226,10 @@ impl Pool {
         let addr = self.addr;
         let h2 = matches!(*self.protocol(), Protocol::Http2(_));
         let sender = if h2 {
-            let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .initial_stream_window_size(H2_STREAM_WINDOW)
+                .initial_connection_window_size(H2_CONNECTION_WINDOW)
+                .handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| ConnectError::Io(io::Error::other(e)))?;
             drive(addr, conn);

@@ -101,3 +101,30 @@ async fn a_dead_h2c_backend_is_replaced_for_gets() {
         );
     }
 }
+
+#[tokio::test]
+async fn slow_clients_do_not_stall_the_shared_connection() {
+    trace_init();
+    let backend = Backend::start_speaking("a", Speaks::Auto).await;
+    let proxy = proxy_for(&[&backend]).await;
+    // Large responses that nobody reads: each holds what the proxy buffered
+    // of it against the shared connection's flow-control window.
+    let client = http1_client();
+    let mut unread = Vec::new();
+    for _ in 0..4 {
+        let req = http::Request::get(format!("http://{}/big", proxy.local_addr()))
+            .body(crate::support::empty())
+            .expect("valid request");
+        let response = within("a big response's head", client.request(req))
+            .await
+            .expect("response");
+        unread.push(response);
+    }
+    // Other requests on the same backend connection still get through.
+    assert_eq!(
+        get(&client, &proxy, "/").await,
+        (StatusCode::OK, "a".to_owned())
+    );
+    assert_eq!(backend.connections(), 2);
+    drop(unread);
+}

@@ -66,6 +66,7 @@ pub(crate) enum Speaks {
 /// - `/echo-headers`: answers with one `name: value` line per header;
 /// - `/hop-response`: answers with hop-by-hop headers of its own;
 /// - `/version`: answers the HTTP version the request came in;
+/// - `/big`: answers 24 MiB;
 /// - anything else: answers its name.
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
@@ -222,6 +223,11 @@ async fn answer(
         }
         "/echo" => Response::new(req.into_body().boxed()),
         "/version" => Response::new(text(format!("{:?}", req.version()))),
+        "/big" => Response::new(
+            Full::new(Bytes::from(vec![b'x'; 24 << 20]))
+                .map_err(|n| match n {})
+                .boxed(),
+        ),
         "/echo-headers" => {
             let lines: String = req
                 .headers()
