@@ -30,27 +30,28 @@ async fn hold_many(backend: &Backend, n: usize) {
     assert_eq!(get(&client, &proxy, "/hold").await.0, StatusCode::OK);
 }
 
+/// Holds 20 requests at once on a backend speaking `speaks`, then checks
+/// how many connections it accepted and the version a later request came in.
+async fn connections_and_version(speaks: Speaks, connections: usize, version: &str) {
+    trace_init();
+    let backend = Backend::start_speaking("a", speaks).await;
+    hold_many(&backend, 20).await;
+    assert_eq!(backend.connections(), connections);
+    let proxy = proxy_for(&[&backend]).await;
+    assert_eq!(get(&http1_client(), &proxy, "/version").await.1, version);
+}
+
 #[tokio::test]
 async fn an_h2c_backend_gets_one_multiplexed_connection() {
-    trace_init();
-    let backend = Backend::start_speaking("a", Speaks::Auto).await;
-    hold_many(&backend, 20).await;
     // The probe, then one connection for all 20 requests in flight.
-    assert_eq!(backend.connections(), 2);
-    let proxy = proxy_for(&[&backend]).await;
-    assert_eq!(get(&http1_client(), &proxy, "/version").await.1, "HTTP/2.0");
+    connections_and_version(Speaks::Auto, 2, "HTTP/2.0").await;
 }
 
 #[tokio::test]
 async fn an_http1_backend_gets_a_connection_per_request_in_flight() {
-    trace_init();
-    let backend = Backend::start_speaking("a", Speaks::Http1).await;
-    hold_many(&backend, 20).await;
     // The probe (answered in HTTP/1.1, so not taken up), then 20 keep-alive
     // connections, reused by the last request.
-    assert_eq!(backend.connections(), 21);
-    let proxy = proxy_for(&[&backend]).await;
-    assert_eq!(get(&http1_client(), &proxy, "/version").await.1, "HTTP/1.1");
+    connections_and_version(Speaks::Http1, 21, "HTTP/1.1").await;
 }
 
 #[tokio::test]

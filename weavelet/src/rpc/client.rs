@@ -9,10 +9,10 @@
 //! A call that is alone on its connection may read its reply itself, right
 //! after sending: when the peer runs on the same CPU, the reply is often
 //! there already, and taking it directly saves the trip through the
-//! runtime's `epoll_wait` and the reader task. Whether that pays, and
-//! whether to give the CPU away first or to be woken early instead, depends
-//! on where the peer runs; each connection learns it by timing lone calls
-//! (see `tune.rs`).
+//! runtime's `epoll_wait` and the reader task. Whether that pays, or
+//! waiting on the runtime (woken early by the peer's read, or not) does
+//! better, depends on where the peer runs; each connection learns it by
+//! timing lone calls (see `tune.rs`).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -281,12 +281,10 @@ impl Inner {
 
     /// Reads the reply to call `id` if it has arrived, without waiting;
     /// hands any other replies read to their callers.
-    ///
     fn try_receive(&self, id: u64) -> Option<Result<Vec<u8>>> {
         // The reader task is at it: let it deliver.
         let mut rb = self.read.try_lock().ok()?;
-        let filled = rb.try_fill(&self.io);
-        match filled {
+        match rb.try_fill(&self.io) {
             Ok(0) => self.close(format!("connection to {} closed by the peer", self.peer)),
             Ok(_) => {
                 if let Err(reason) = self.drain(&mut rb) {

@@ -10,8 +10,9 @@
 //! be cancelled by the caller.
 //!
 //! Why a thread: waiting in a blocking `read` is one system call per
-//! request, where a runtime task waits in `epoll_wait` and then reads. On a
-//! ping-pong that is a tenth of the round trip. A handler that waits pays
+//! request, where a runtime task waits in `epoll_wait` and then reads, and
+//! the runtime's park and wake-up are skipped (about a microsecond of a
+//! 10–12 µs round trip in `rpc-bench`). A handler that waits pays
 //! one hand-off to the runtime (a spawn from outside it) and no hand-off
 //! back, since its task writes the reply itself.
 
@@ -166,8 +167,11 @@ impl Session {
         ok
     }
 
+    /// The caller is gone: nobody can receive the replies of what is left.
     fn end(self) {
-        abort_all(&self.inflight);
+        for (_, h) in lock(&self.inflight).drain() {
+            h.abort();
+        }
     }
 }
 
@@ -180,13 +184,6 @@ fn more(filled: std::io::Result<usize>) -> bool {
             tracing::debug!(error = %e, "component RPC connection failed");
             false
         }
-    }
-}
-
-/// The caller is gone: nobody can receive the replies of what is left.
-fn abort_all(inflight: &InFlight) {
-    for (_, h) in lock(inflight).drain() {
-        h.abort();
     }
 }
 
