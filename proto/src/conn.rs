@@ -6,9 +6,10 @@
 //! the owner in arrival order through [`Incoming`]; replies wake the caller
 //! waiting for them.
 //!
-//! A read or write failure (or end of stream) closes the connection: every
-//! waiting caller gets [`ConnError::Closed`] with the reason, [`Incoming`]
-//! ends, and later sends fail the same way.
+//! A read or write failure, end of stream, or a message that breaks the
+//! protocol (a reply id that cannot be negated, `i64::MIN`) closes the
+//! connection: every waiting caller gets [`ConnError::Closed`] with the
+//! reason, [`Incoming`] ends, and later sends fail the same way.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -287,27 +288,48 @@ async fn read_loop<R, In, Out>(
             None => break "end of stream".to_string(),
             Some(Err(e)) => break error_chain(&e),
             Some(Ok(msg)) => {
-                let id = msg.id();
-                if id < 0 {
-                    let waiter = shared.lock_waiters().remove(&-id);
-                    let Some(waiter) = waiter else {
-                        tracing::debug!(id, "dropping reply nobody waits for");
-                        continue;
-                    };
-                    let result = if msg.error().is_empty() {
-                        Ok(msg)
-                    } else {
-                        Err(ConnError::Remote(msg.error().to_string()))
-                    };
-                    let _ = waiter.send(result);
-                } else if incoming.send(msg).is_err() {
-                    // The owner stopped listening; replies still flow.
-                    tracing::trace!(id, "incoming message dropped: no receiver");
+                if let Err(reason) = deliver(msg, &incoming, &shared) {
+                    break reason;
                 }
             }
         }
     };
     shared.close(reason);
+}
+
+/// Hands a message to the caller waiting for it, or to [`Incoming`].
+///
+/// # Errors
+///
+/// The close reason if the message breaks the protocol.
+fn deliver<In: Message>(
+    msg: In,
+    incoming: &mpsc::UnboundedSender<In>,
+    shared: &Shared<In>,
+) -> Result<(), String> {
+    let id = msg.id();
+    if id >= 0 {
+        if incoming.send(msg).is_err() {
+            // The owner stopped listening; replies still flow.
+            tracing::trace!(id, "incoming message dropped: no receiver");
+        }
+        return Ok(());
+    }
+    // No request id answers to i64::MIN: its negation overflows.
+    let request = id
+        .checked_neg()
+        .ok_or_else(|| format!("protocol error: reply id {id} cannot be negated"))?;
+    let Some(waiter) = shared.lock_waiters().remove(&request) else {
+        tracing::debug!(id, "dropping reply nobody waits for");
+        return Ok(());
+    };
+    let result = if msg.error().is_empty() {
+        Ok(msg)
+    } else {
+        Err(ConnError::Remote(msg.error().to_string()))
+    };
+    let _ = waiter.send(result);
+    Ok(())
 }
 
 async fn write_loop<W, In, Out>(

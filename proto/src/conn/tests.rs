@@ -1,6 +1,7 @@
 use super::*;
 use crate::runtime::{ActivateComponentReply, ActivateComponentRequest, LogEntryBatch};
 use crate::runtime::{envelope_msg, weavelet_msg};
+use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
 
 type EnvSide = Conn<EnvelopeMsg, WeaveletMsg>;
 type WvSide = Conn<WeaveletMsg, EnvelopeMsg>;
@@ -129,4 +130,51 @@ async fn oversized_frames_close_without_allocating() {
     assert!(wv_in.recv().await.is_none());
     let reason = wv.closed().await;
     assert!(reason.contains("exceeds the maximum of 1024"), "{reason}");
+}
+
+type RawReads = FramedRead<ReadHalf<DuplexStream>, MessageCodec<WeaveletMsg, EnvelopeMsg>>;
+type RawWrites = FramedWrite<WriteHalf<DuplexStream>, MessageCodec<WeaveletMsg, EnvelopeMsg>>;
+
+/// A weavelet side and a raw envelope side, which can write frames no `Conn`
+/// would.
+fn raw_peer() -> ((WvSide, Incoming<EnvelopeMsg>), RawReads, RawWrites) {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let (ar, aw) = tokio::io::split(a);
+    let (br, bw) = tokio::io::split(b);
+    (
+        Conn::new(ar, aw, crate::MAX_FRAME_LEN),
+        FramedRead::new(br, MessageCodec::new(crate::MAX_FRAME_LEN)),
+        FramedWrite::new(bw, MessageCodec::new(crate::MAX_FRAME_LEN)),
+    )
+}
+
+/// A reply id the reader cannot negate back to a request id.
+#[tokio::test(start_paused = true)]
+async fn a_reply_id_of_i64_min_fails_the_connection_and_its_callers() {
+    let ((wv, mut wv_in), mut reads, mut writes) = raw_peer();
+    let call = tokio::spawn({
+        let wv = wv.clone();
+        async move { wv.call(activate("x")).await }
+    });
+    assert_eq!(reads.next().await.unwrap().unwrap().id, 1);
+    let bad = EnvelopeMsg {
+        id: i64::MIN,
+        ..Default::default()
+    };
+    writes.send(bad).await.unwrap();
+    // Paused time moves only once every task is idle, so a call left
+    // hanging fails here at once instead of hanging the test.
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), call).await;
+    let err = waited.expect("the waiting call hung").unwrap().unwrap_err();
+    assert!(
+        matches!(&err, ConnError::Closed(r) if r.contains("protocol error")),
+        "{err:?}"
+    );
+    assert!(wv.is_closed());
+    assert!(wv_in.recv().await.is_none());
+    assert!(wv.closed().await.contains(&i64::MIN.to_string()));
+    assert!(matches!(
+        wv.call(activate("y")).await,
+        Err(ConnError::Closed(_))
+    ));
 }
