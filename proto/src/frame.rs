@@ -67,8 +67,13 @@ pub struct MessageCodec<In, Out> {
 
 impl FrameCodec {
     /// A codec accepting frames up to `max` bytes (payload, prefix excluded).
+    ///
+    /// `max` is capped at `u32::MAX`, the most the length prefix can say.
     pub fn new(max: usize) -> Self {
-        Self { max }
+        let prefix_max = usize::try_from(u32::MAX).unwrap_or(usize::MAX);
+        Self {
+            max: max.min(prefix_max),
+        }
     }
 
     /// The maximum payload size.

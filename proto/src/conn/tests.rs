@@ -178,3 +178,105 @@ async fn a_reply_id_of_i64_min_fails_the_connection_and_its_callers() {
         Err(ConnError::Closed(_))
     ));
 }
+
+/// Property tests: whatever frames the peer sends, the reader neither panics
+/// nor leaves a call waiting once the stream ends.
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What the peer sends: messages with these ids (and error texts), then
+    /// maybe garbage, then end of stream.
+    #[derive(Debug, Clone)]
+    struct Script {
+        calls: usize,
+        msgs: Vec<(i64, bool)>,
+        garbage: Vec<u8>,
+    }
+
+    fn id() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            Just(i64::MIN),
+            Just(i64::MIN + 1),
+            Just(i64::MAX),
+            Just(0),
+            -8i64..8, // replies to the calls, and to requests never made
+            any::<i64>(),
+        ]
+    }
+
+    fn script() -> impl Strategy<Value = Script> {
+        (
+            0usize..5,
+            prop::collection::vec((id(), any::<bool>()), 0..12),
+            prop::collection::vec(any::<u8>(), 0..12),
+        )
+            .prop_map(|(calls, msgs, garbage)| Script {
+                calls,
+                msgs,
+                garbage,
+            })
+    }
+
+    /// Runs one script; every call and the connection itself must finish.
+    async fn play(script: Script) -> Result<(), TestCaseError> {
+        let ((wv, mut wv_in), mut reads, mut writes) = raw_peer();
+        let calls: Vec<_> = (0..script.calls)
+            .map(|i| {
+                let wv = wv.clone();
+                tokio::spawn(async move { wv.call(activate(&format!("c{i}"))).await })
+            })
+            .collect();
+        for _ in 0..script.calls {
+            prop_assert!(reads.next().await.is_some());
+        }
+        for (id, failed) in &script.msgs {
+            let error = if *failed {
+                "boom".to_string()
+            } else {
+                String::new()
+            };
+            let msg = EnvelopeMsg {
+                id: *id,
+                error,
+                ..Default::default()
+            };
+            if writes.send(msg).await.is_err() {
+                break; // the reader closed on a protocol error
+            }
+        }
+        let mut raw = writes.into_inner();
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut raw, &script.garbage).await;
+        // The stream ends once both halves are gone.
+        drop((raw, reads));
+        let limit = std::time::Duration::from_secs(60);
+        for call in calls {
+            let done = tokio::time::timeout(limit, call).await;
+            prop_assert!(done.is_ok(), "a call hung");
+            prop_assert!(done.unwrap().is_ok(), "a call panicked");
+        }
+        let closed = tokio::time::timeout(limit, wv.closed()).await;
+        prop_assert!(closed.is_ok(), "the reader never closed the connection");
+        while wv_in.recv().await.is_some() {}
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_frames_finish_every_call(script in script()) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            rt.block_on(play(script))?;
+        }
+    }
+}

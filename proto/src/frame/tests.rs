@@ -1,5 +1,5 @@
 use super::*;
-use crate::runtime::{LogEntry, WeaveletMsg, weavelet_msg};
+use crate::runtime::{EnvelopeMsg, LogEntry, WeaveletMsg, weavelet_msg};
 
 /// A tiny deterministic PRNG (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -187,4 +187,155 @@ fn messages_survive_the_blocking_writer_and_reader() {
         assert_eq!(decode_message::<WeaveletMsg>(&frame).unwrap(), msg);
     }
     assert!(read_frame(&mut r, MAX_FRAME_LEN).unwrap().is_none());
+}
+
+#[test]
+fn maximum_is_capped_at_what_the_prefix_can_say() {
+    // A bigger maximum would let `encode` truncate the length into the
+    // 4-byte prefix and write a frame the peer misreads.
+    assert_eq!(FrameCodec::new(usize::MAX).max(), u32::MAX as usize);
+    assert_eq!(
+        MessageCodec::<EnvelopeMsg, EnvelopeMsg>::new(usize::MAX)
+            .frames
+            .max(),
+        u32::MAX as usize
+    );
+    assert_eq!(FrameCodec::new(7).max(), 7);
+}
+
+/// Property tests: whatever the bytes, the codecs answer with frames or an
+/// error, never a panic.
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 256,
+            // Failures print their minimal input; nothing is written to the tree.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Decodes `bytes` fed in `chunk`-sized pieces until the codec stops,
+    /// then at end of stream; returns the frames and the error, if any.
+    fn decode_chunked<D: Decoder<Error = FrameError>>(
+        codec: &mut D,
+        bytes: &[u8],
+        chunk: usize,
+    ) -> (Vec<D::Item>, Option<FrameError>) {
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for piece in bytes.chunks(chunk.max(1)) {
+            buf.extend_from_slice(piece);
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(item)) => got.push(item),
+                    Ok(None) => break,
+                    Err(e) => return (got, Some(e)),
+                }
+            }
+        }
+        loop {
+            match codec.decode_eof(&mut buf) {
+                Ok(Some(item)) => got.push(item),
+                Ok(None) => return (got, None),
+                Err(e) => return (got, Some(e)),
+            }
+        }
+    }
+
+    /// Random bytes, often led by a plausible length prefix.
+    fn garbage() -> impl Strategy<Value = Vec<u8>> {
+        (
+            any::<bool>(),
+            0u32..48,
+            prop::collection::vec(any::<u8>(), 0..96),
+        )
+            .prop_map(|(plausible, len, mut bytes)| {
+                if plausible && bytes.len() >= PREFIX {
+                    bytes[..PREFIX].copy_from_slice(&len.to_le_bytes());
+                }
+                bytes
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn raw_frames_round_trip_in_any_chunks(
+            payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..8),
+            chunk in 1usize..64,
+        ) {
+            let mut codec = FrameCodec::new(300);
+            let mut wire = BytesMut::new();
+            for p in &payloads {
+                codec.encode(&p[..], &mut wire).unwrap();
+            }
+            let (got, err) = decode_chunked(&mut codec, &wire, chunk);
+            prop_assert!(err.is_none(), "{err:?}");
+            let got: Vec<Vec<u8>> = got.iter().map(|f| f.to_vec()).collect();
+            prop_assert_eq!(got, payloads);
+        }
+
+        #[test]
+        fn random_bytes_never_panic_any_decoder(
+            bytes in garbage(),
+            max in 0usize..64,
+            chunk in 1usize..16,
+        ) {
+            let (_, err) = decode_chunked(&mut FrameCodec::new(max), &bytes, chunk);
+            if let Some(e) = err {
+                let known = matches!(e, FrameError::TooLarge { .. } | FrameError::Truncated { .. });
+                prop_assert!(known, "{e:?}");
+            }
+            let mut codec = MessageCodec::<EnvelopeMsg, EnvelopeMsg>::new(max);
+            let _ = decode_chunked(&mut codec, &bytes, chunk);
+            let mut r = &bytes[..];
+            while let Ok(Some(_)) = read_frame(&mut r, max) {}
+        }
+
+        #[test]
+        fn truncated_frames_are_an_error_at_eof(
+            payload in prop::collection::vec(any::<u8>(), 0..200),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut wire = BytesMut::new();
+            FrameCodec::default().encode(&payload[..], &mut wire).unwrap();
+            let cut = 1 + cut.index(wire.len() - 1); // 1..len: never whole, never empty
+            let (got, err) = decode_chunked(&mut FrameCodec::default(), &wire[..cut], cut);
+            prop_assert!(got.is_empty());
+            // Before the whole prefix arrives, only the prefix is known to be due.
+            let due = if cut < PREFIX { PREFIX } else { wire.len() };
+            let truncated = matches!(err, Some(FrameError::Truncated { got, want }) if got == cut && want == due);
+            prop_assert!(truncated, "{err:?}");
+            let mut r = &wire[..cut];
+            let blocking = read_frame(&mut r, MAX_FRAME_LEN);
+            prop_assert!(matches!(blocking, Err(FrameError::Truncated { .. })), "{blocking:?}");
+        }
+
+        #[test]
+        fn oversized_lengths_are_refused_before_allocating_any(
+            max in 0usize..4096,
+            over in 1u32..=u32::MAX,
+            tail in prop::collection::vec(any::<u8>(), 0..16),
+        ) {
+            let claimed = (max as u32).saturating_add(over);
+            prop_assume!(claimed as usize > max);
+            let mut buf = BytesMut::new();
+            buf.put_u32_le(claimed);
+            buf.put_slice(&tail);
+            let cap_before = buf.capacity();
+            let err = FrameCodec::new(max).decode(&mut buf);
+            let refused = matches!(err, Err(FrameError::TooLarge { len, max: m }) if len == u64::from(claimed) && m == max);
+            prop_assert!(refused, "{err:?}");
+            prop_assert_eq!(buf.capacity(), cap_before);
+            let mut r: &[u8] = &buf;
+            let blocking = read_frame(&mut r, max);
+            prop_assert!(matches!(blocking, Err(FrameError::TooLarge { .. })), "{blocking:?}");
+        }
+    }
 }
