@@ -40,10 +40,10 @@ mod tests;
 use self::reader::Section;
 
 /// How many replicas each group runs when `[multi] replicas` is absent.
-pub const DEFAULT_REPLICAS: usize = 2;
+pub(crate) const DEFAULT_REPLICAS: usize = 2;
 
 /// The full name of the main component, the one that runs the app's `main`.
-pub const MAIN_COMPONENT: &str = "weaver::Main";
+pub(crate) const MAIN_COMPONENT: &str = "weaver::Main";
 
 /// App-wide settings: binary, arguments, environment, colocation.
 const SERVICEWEAVER: &str = "serviceweaver";

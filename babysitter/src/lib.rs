@@ -3,14 +3,19 @@
 //! The babysitter reads `weaver.toml`, spawns replicas of the application
 //! binary through envelopes, starts colocation groups on first activation,
 //! pushes routing to subscribers, runs one proxy per listener and tears the
-//! whole deployment down on ctrl-c.
+//! whole deployment down on ctrl-c. It runs inside the `weaver` CLI process;
+//! the CLI's `multi status` talks to it through the [`Registry`] and its
+//! [`StatusServer`].
 
-pub mod config;
-pub mod deploy;
-pub mod registry;
-pub mod status;
+mod config;
+mod deploy;
+mod registry;
+mod status;
 
 pub use config::{Config, ConfigError, RestartPolicy};
 pub use deploy::{DeployError, Deployment, Options};
-pub use registry::{Registration, Registry, RegistryError};
-pub use status::{Status, StatusError, StatusServer};
+pub use registry::{DATA_DIR_ENV, Registration, Registry, RegistryError, data_dir, runtime_dir};
+pub use status::{
+    ComponentStatus, ListenerStatus, ReplicaStatus, STATUS_PATH, Status, StatusError,
+    StatusProvider, StatusServer,
+};

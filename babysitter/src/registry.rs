@@ -4,9 +4,9 @@
 //!
 //! A babysitter [registers](Registry::register) its deployment after its
 //! status server is up and [unregisters](Registry::unregister) it at teardown.
-//! A babysitter that was killed leaves its file behind; readers call
-//! [`Registry::live`], which checks every registration and deletes the dead
-//! ones.
+//! A babysitter that was killed leaves its file behind; readers (the CLI)
+//! check each [listed](Registry::list) registration against its status
+//! server and unregister the dead ones.
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -14,12 +14,9 @@ use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tracing::{debug, info, warn};
-
-use crate::status::{Status, StatusError, fetch_status};
+use tracing::{debug, warn};
 
 /// Overrides the data directory (used by tests to isolate themselves).
 pub use weaver_proto::paths::DATA_DIR_ENV;
@@ -49,28 +46,6 @@ pub struct Registration {
     pub pid: u32,
     /// When the deployment started, in microseconds since the Unix epoch.
     pub started_at: i64,
-}
-
-/// A registration that passed the liveness check, or could not be checked.
-#[derive(Debug)]
-pub struct LiveDeployment {
-    /// The registration.
-    pub registration: Registration,
-    /// Its status, or why it could not be fetched (e.g. a timeout) although
-    /// the deployment seems alive.
-    pub status: Result<Status, StatusError>,
-}
-
-/// What a liveness check found.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Liveness {
-    /// The deployment answered with its own status.
-    Alive(Box<Status>),
-    /// The deployment is gone; its registration is stale.
-    Dead(&'static str),
-    /// The babysitter exists but its status could not be fetched.
-    Unknown(StatusError),
 }
 
 /// An error using the registry.
@@ -157,39 +132,6 @@ fn create_private_dir(dir: &Path) -> Result<(), RegistryError> {
             path: dir.to_owned(),
             source,
         })
-}
-
-/// Checks whether a registered deployment still runs: its babysitter process
-/// must exist and its status server must answer with the same deployment id.
-/// A refused connection or another id means dead; other fetch errors (a
-/// timeout, say) leave the question open.
-pub async fn check_liveness(registration: &Registration, timeout: Duration) -> Liveness {
-    if !process_exists(registration.pid) {
-        return Liveness::Dead("its babysitter process is gone");
-    }
-    match fetch_status(registration.status_addr, timeout).await {
-        Ok(status) if status.deployment_id == registration.deployment_id => {
-            Liveness::Alive(Box::new(status))
-        }
-        Ok(_) => Liveness::Dead("its status address now serves another deployment"),
-        Err(err) if err.is_refused() => Liveness::Dead("its status server refuses connections"),
-        Err(err) => Liveness::Unknown(err),
-    }
-}
-
-/// Whether a process with this pid exists. Signal 0 checks without sending;
-/// EPERM means it exists but belongs to someone else.
-fn process_exists(pid: u32) -> bool {
-    use nix::errno::Errno;
-    use nix::sys::signal::kill;
-    use nix::unistd::Pid;
-
-    // Pid 0 and negative pids address process groups, never one process;
-    // leave such registrations to the status check.
-    let Some(pid) = i32::try_from(pid).ok().filter(|pid| *pid > 0) else {
-        return true;
-    };
-    !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
 }
 
 // === impl Registry ===
@@ -298,60 +240,6 @@ impl Registry {
         }
         out.sort_by(|a, b| (a.started_at, &a.deployment_id).cmp(&(b.started_at, &b.deployment_id)));
         Ok(out)
-    }
-
-    /// Every registered deployment that still runs, each with its status,
-    /// checked concurrently with [`check_liveness`]. Registrations found dead
-    /// are deleted.
-    ///
-    /// # Errors
-    ///
-    /// [`RegistryError::List`] if the directory cannot be read.
-    pub async fn live(&self, timeout: Duration) -> Result<Vec<LiveDeployment>, RegistryError> {
-        let mut checks = tokio::task::JoinSet::new();
-        for (i, registration) in self.list()?.into_iter().enumerate() {
-            checks.spawn(async move {
-                let liveness = check_liveness(&registration, timeout).await;
-                (i, registration, liveness)
-            });
-        }
-        let mut live = Vec::new();
-        while let Some(joined) = checks.join_next().await {
-            // The check never panics; a failed join only means the runtime
-            // is shutting down, and then the result no longer matters.
-            let Ok((i, registration, liveness)) = joined else {
-                continue;
-            };
-            let status = match liveness {
-                Liveness::Alive(status) => Ok(*status),
-                Liveness::Unknown(err) => Err(err),
-                Liveness::Dead(why) => {
-                    self.remove_dead(&registration, why);
-                    continue;
-                }
-            };
-            live.push((
-                i,
-                LiveDeployment {
-                    registration,
-                    status,
-                },
-            ));
-        }
-        live.sort_by_key(|(i, _)| *i);
-        Ok(live.into_iter().map(|(_, d)| d).collect())
-    }
-
-    fn remove_dead(&self, registration: &Registration, why: &str) {
-        info!(deployment = %registration.deployment_id, app = %registration.app, why,
-            "removing stale registration");
-        if let Err(err) = self.unregister(&registration.deployment_id) {
-            warn!(error = %err, "cannot remove stale registration");
-            return;
-        }
-        // A babysitter that was killed outright left its sockets behind too.
-        // (The id was validated by `unregister`.)
-        let _ = std::fs::remove_dir_all(runtime_dir(&registration.deployment_id));
     }
 
     fn path_of(&self, deployment_id: &str) -> Result<PathBuf, RegistryError> {

@@ -1,24 +1,18 @@
-//! The status of a running deployment: what its babysitter serves, how
-//! `weaver multi status` fetches it, and the tables it prints.
+//! The status of a running deployment, and the server that serves it.
 //!
 //! Each babysitter runs a [`StatusServer`] on a loopback port and records the
-//! port in the [registry](crate::registry). `weaver multi status` lists the
-//! registry, calls [`fetch_status`] on every live deployment and prints
-//! [`render_status`].
+//! port in the [registry](crate::Registry). `weaver multi status` (in the CLI
+//! crate, which fetches and prints) reads the registry and asks each
+//! deployment's server for its [`Status`] as JSON at [`STATUS_PATH`].
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-mod client;
-mod render;
 mod server;
 #[cfg(test)]
 mod tests;
 
-pub use client::fetch_status;
-pub use render::{color_enabled, format_age, render_status, short_component, short_id};
 pub use server::{StatusProvider, StatusServer};
 
 /// The HTTP path the status server answers on.
@@ -73,7 +67,7 @@ pub struct ListenerStatus {
     pub address: String,
 }
 
-/// An error serving or fetching a [`Status`].
+/// An error serving a [`Status`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StatusError {
@@ -86,73 +80,4 @@ pub enum StatusError {
         #[source]
         source: std::io::Error,
     },
-    /// Nothing listens at the address: the deployment is gone.
-    #[error("no status server at {addr} (connection refused)")]
-    Refused {
-        /// The status server's address.
-        addr: SocketAddr,
-    },
-    /// Connecting failed for another reason than a refusal.
-    #[error("cannot connect to the status server at {addr}")]
-    Connect {
-        /// The status server's address.
-        addr: SocketAddr,
-        /// Why connecting failed.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server did not answer in time.
-    #[error("the status server at {addr} did not answer within {timeout:?}")]
-    Timeout {
-        /// The status server's address.
-        addr: SocketAddr,
-        /// How long the client waited.
-        timeout: Duration,
-    },
-    /// The HTTP exchange failed.
-    #[error("status request to {addr} failed")]
-    Http {
-        /// The status server's address.
-        addr: SocketAddr,
-        /// The HTTP error.
-        #[source]
-        source: hyper::Error,
-    },
-    /// The server answered with an error status.
-    #[error("the status server at {addr} answered HTTP {code}: {body}")]
-    HttpStatus {
-        /// The status server's address.
-        addr: SocketAddr,
-        /// The HTTP status code.
-        code: u16,
-        /// The start of the response body.
-        body: String,
-    },
-    /// The reply was larger than a status can be.
-    #[error("the status from {addr} is larger than {limit} bytes")]
-    TooLarge {
-        /// The status server's address.
-        addr: SocketAddr,
-        /// The largest reply accepted.
-        limit: usize,
-    },
-    /// The reply was not a valid status.
-    #[error("the status server at {addr} sent an invalid status")]
-    Decode {
-        /// The status server's address.
-        addr: SocketAddr,
-        /// Why decoding failed.
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-// === impl StatusError ===
-
-impl StatusError {
-    /// Whether the server refused the connection, meaning nothing listens at
-    /// the address any more.
-    pub fn is_refused(&self) -> bool {
-        matches!(self, StatusError::Refused { .. })
-    }
 }

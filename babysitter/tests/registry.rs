@@ -1,16 +1,10 @@
-//! The registry of live deployments: atomic files, listing, liveness.
+//! The registry of deployments: atomic files and listing. (Liveness checks
+//! run in the CLI, which owns the status client; its tests cover them.)
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
-use std::time::Duration;
 
-use weaver_babysitter::registry::{Liveness, check_liveness};
-use weaver_babysitter::status::StatusProvider;
-use weaver_babysitter::{Registration, Registry, RegistryError, Status, StatusError, StatusServer};
-
-/// Bounds every network step: a hang fails instead of stalling the suite.
-const TEST_TIMEOUT: Duration = Duration::from_secs(10);
+use weaver_babysitter::{Registration, Registry, RegistryError};
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -24,32 +18,6 @@ fn registration(id: &str, status_addr: SocketAddr) -> Registration {
         pid: std::process::id(),
         started_at: 1_700_000_000_000_000,
     }
-}
-
-fn status_of(id: &str, addr: SocketAddr) -> Status {
-    Status {
-        app: "hello".to_owned(),
-        deployment_id: id.to_owned(),
-        submitted_at: 1_700_000_000_000_000,
-        status_addr: addr,
-        components: Vec::new(),
-        listeners: Vec::new(),
-    }
-}
-
-/// A status server that reports deployment `id`.
-async fn server_for(id: &str) -> StatusServer {
-    let id = id.to_owned();
-    // The provider learns its address only after binding; liveness does not
-    // look at it, so a placeholder is enough.
-    let provider: StatusProvider = Arc::new(move || status_of(&id, loopback()));
-    StatusServer::start(loopback(), provider).await.unwrap()
-}
-
-/// An address nothing listens on.
-async fn closed_port() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    listener.local_addr().unwrap()
 }
 
 fn file_names(registry: &Registry) -> Vec<String> {
@@ -188,109 +156,4 @@ fn readers_never_see_a_partial_registration() {
     writer.join().unwrap();
     // No temporary files are left behind.
     assert_eq!(file_names(&registry), ["same.registration.json"]);
-}
-
-#[tokio::test]
-async fn live_keeps_deployments_that_answer_with_their_id() {
-    let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::new(tmp.path()).unwrap();
-    let server = server_for("alive").await;
-    registry
-        .register(&registration("alive", server.addr()))
-        .unwrap();
-
-    let live = tokio::time::timeout(TEST_TIMEOUT, registry.live(TEST_TIMEOUT))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(live.len(), 1);
-    assert_eq!(live[0].registration.deployment_id, "alive");
-    assert_eq!(live[0].status.as_ref().unwrap().deployment_id, "alive");
-    assert_eq!(registry.list().unwrap().len(), 1);
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn live_removes_registrations_of_dead_processes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::new(tmp.path()).unwrap();
-    // A process that has exited and been reaped: its pid no longer exists.
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead_pid = child.id();
-    child.wait().unwrap();
-    // Its status server still answers, so only the pid shows it is dead.
-    let server = server_for("dead").await;
-    let mut reg = registration("dead", server.addr());
-    reg.pid = dead_pid;
-    registry.register(&reg).unwrap();
-
-    assert!(matches!(
-        check_liveness(&reg, TEST_TIMEOUT).await,
-        Liveness::Dead(_)
-    ));
-    let live = registry.live(TEST_TIMEOUT).await.unwrap();
-    assert!(live.is_empty());
-    assert!(file_names(&registry).is_empty());
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn live_removes_registrations_whose_server_refuses() {
-    let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::new(tmp.path()).unwrap();
-    registry
-        .register(&registration("refused", closed_port().await))
-        .unwrap();
-    let live = tokio::time::timeout(TEST_TIMEOUT, registry.live(TEST_TIMEOUT))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(live.is_empty());
-    assert!(file_names(&registry).is_empty());
-}
-
-#[tokio::test]
-async fn live_removes_registrations_answered_by_another_deployment() {
-    let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::new(tmp.path()).unwrap();
-    let server = server_for("someone-else").await;
-    registry
-        .register(&registration("stale", server.addr()))
-        .unwrap();
-    let live = tokio::time::timeout(TEST_TIMEOUT, registry.live(TEST_TIMEOUT))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(live.is_empty());
-    assert!(file_names(&registry).is_empty());
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn live_keeps_deployments_it_cannot_decide_on() {
-    let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::new(tmp.path()).unwrap();
-    // Listening but never answering: the babysitter may just be busy.
-    let silent = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    registry
-        .register(&registration("busy", silent.local_addr().unwrap()))
-        .unwrap();
-    let server = server_for("alive").await;
-    let mut alive = registration("alive", server.addr());
-    alive.started_at += 1;
-    registry.register(&alive).unwrap();
-
-    let live = tokio::time::timeout(TEST_TIMEOUT, registry.live(Duration::from_millis(100)))
-        .await
-        .unwrap()
-        .unwrap();
-    let ids: Vec<&str> = live
-        .iter()
-        .map(|d| d.registration.deployment_id.as_str())
-        .collect();
-    assert_eq!(ids, ["busy", "alive"]);
-    assert!(matches!(live[0].status, Err(StatusError::Timeout { .. })));
-    assert!(live[1].status.is_ok());
-    assert_eq!(registry.list().unwrap().len(), 2);
-    server.shutdown().await;
 }

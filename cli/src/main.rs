@@ -10,6 +10,7 @@
 
 mod multi;
 mod single;
+mod status;
 
 use std::process::ExitCode;
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Subcommand;
 use tokio::signal::unix::{SignalKind, signal};
-use weaver_babysitter::{Config, Deployment, Options, Registry, registry, status};
+use weaver_babysitter::{Config, Deployment, Options, Registry, data_dir};
 
-use crate::{Outcome, UsageError};
+use crate::{Outcome, UsageError, status};
 
 /// How long in-flight requests get to finish at teardown.
 const GRACE: Duration = Duration::from_secs(5);
@@ -101,7 +101,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn deploy(path: PathBuf) -> anyhow::Result<Outcome> {
     let config = Config::load(&path).map_err(|e| UsageError(e.to_string()))?;
     let app = config.app_name().to_string();
-    let data_dir = registry::data_dir()?;
+    let data_dir = data_dir()?;
     runtime()?.block_on(async move {
         // Register the handlers before any child exists, so a ctrl-c during
         // startup still tears everything down.
@@ -123,8 +123,8 @@ fn deploy(path: PathBuf) -> anyhow::Result<Outcome> {
             _ = sigterm.recv() => Outcome::Signal(15),
             e = deployment.failed() => {
                 deployment.shutdown(GRACE).await;
-                let msg = weaver_babysitter::deploy::error_chain(&*e);
-                eprintln!("Application {app} error: {msg}");
+                let e = anyhow::Error::new(e);
+                eprintln!("Application {app} error: {e:#}");
                 return Ok(Outcome::Failed);
             }
         };
@@ -158,7 +158,7 @@ fn handshake_timeout() -> anyhow::Result<Duration> {
 fn status() -> anyhow::Result<Outcome> {
     let registry = Registry::open_default()?;
     let text = runtime()?.block_on(async {
-        let live = registry.live(Duration::from_secs(2)).await?;
+        let live = status::live(&registry, Duration::from_secs(2)).await?;
         let statuses: Vec<_> = live.into_iter().filter_map(|d| d.status.ok()).collect();
         let color = status::color_enabled();
         anyhow::Ok(status::render_status(&statuses, crate::now_micros(), color))
@@ -178,7 +178,7 @@ fn logs(
     // Check the query before reading anything.
     let query = weaver_logs::Query::parse(query.unwrap_or(""), system)
         .map_err(|e| UsageError(e.to_string()))?;
-    let dir = registry::data_dir()?.join("logs");
+    let dir = data_dir()?.join("logs");
     let format = match format {
         LogFormat::Pretty => weaver_logs::Format::Pretty {
             color: status::color_enabled(),
@@ -204,9 +204,9 @@ fn logs(
 }
 
 fn purge(force: bool) -> anyhow::Result<Outcome> {
-    let data = registry::data_dir()?;
+    let data = data_dir()?;
     let registry = Registry::open_default()?;
-    let live = runtime()?.block_on(registry.live(Duration::from_secs(2)))?;
+    let live = runtime()?.block_on(status::live(&registry, Duration::from_secs(2)))?;
     if !live.is_empty() {
         let ids: Vec<_> = live
             .iter()

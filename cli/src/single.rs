@@ -1,18 +1,18 @@
 //! `weaver single`: applications run directly as one process.
 //!
-//! Such a process announces itself in `<data>/single/registry/` (see the
-//! `weaver` crate); this command lists the ones still alive and forgets
-//! the others.
+//! Such a process announces itself in `<data>/single/registry/` with a
+//! [`Registration`] (written by the `weaver` crate); this command lists the
+//! ones still alive and forgets the others.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use clap::Subcommand;
-use serde::Deserialize;
-use weaver_babysitter::status::{self, ComponentStatus, ListenerStatus, ReplicaStatus, Status};
+use weaver_babysitter::{ComponentStatus, ListenerStatus, ReplicaStatus, Status};
+use weaver_proto::single::{self, Registration};
 
-use crate::Outcome;
+use crate::{Outcome, status};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -22,26 +22,14 @@ pub(crate) enum Command {
     Version,
 }
 
-/// A single-process registration, as the `weaver` runtime writes it.
-#[derive(Debug, Deserialize)]
-struct Record {
-    deployment_id: String,
-    app: String,
-    pid: u32,
-    started_at: i64,
-    #[serde(default)]
-    components: Vec<String>,
-    #[serde(default)]
-    listeners: std::collections::BTreeMap<String, String>,
-}
-
 pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
         Command::Status => {
-            let dir = weaver_babysitter::registry::data_dir()?
-                .join("single")
-                .join("registry");
-            let statuses: Vec<Status> = live_records(&dir).into_iter().map(to_status).collect();
+            let dir = single::registry_dir(&weaver_babysitter::data_dir()?);
+            let statuses: Vec<Status> = live_registrations(&dir)
+                .into_iter()
+                .map(to_status)
+                .collect();
             let text =
                 status::render_status(&statuses, crate::now_micros(), status::color_enabled());
             let mut out = std::io::stdout().lock();
@@ -57,41 +45,37 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
 }
 
 /// The registrations of live processes; removes those of dead ones.
-fn live_records(dir: &Path) -> Vec<Record> {
+fn live_registrations(dir: &Path) -> Vec<Registration> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut records = Vec::new();
+    let mut live = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
-        if path.extension().and_then(|x| x.to_str()) != Some("json") {
+        let named = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(single::SUFFIX) && !n.starts_with('.'));
+        if !named {
             continue;
         }
-        let record = std::fs::read(&path)
+        let registration = std::fs::read(&path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Record>(&b).ok());
-        match record {
-            Some(r) if process_exists(r.pid) => records.push(r),
+            .and_then(|b| serde_json::from_slice::<Registration>(&b).ok());
+        match registration {
+            Some(r) if status::process_exists(r.pid) == Some(true) => live.push(r),
             Some(_) => {
                 let _ = std::fs::remove_file(&path);
             }
             None => tracing::warn!(path = %path.display(), "skipping an unreadable registration"),
         }
     }
-    records
+    live
 }
 
-fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    !matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
-}
-
-fn to_status(r: Record) -> Status {
+fn to_status(r: Registration) -> Status {
+    // The process is the run's one weavelet; its log entries name the
+    // deployment id as their node.
     let replica = ReplicaStatus {
         pid: r.pid,
         weavelet_id: r.deployment_id.clone(),

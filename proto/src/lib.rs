@@ -11,6 +11,9 @@
 //! - [`conn`]: a request/reply connection over a frame stream, in which each
 //!   side numbers its requests from 1 and a reply carries the negated id.
 //!
+//! [`paths`] and [`single`] hold what the app runtime and the tools share
+//! outside the pipes: where state lives, and the single-process registration.
+//!
 //! [`PROTOCOL_VERSION`] is exchanged in the handshake; both sides refuse a peer
 //! that speaks another version.
 
@@ -18,6 +21,7 @@ pub mod conn;
 pub mod frame;
 pub mod logging;
 pub mod paths;
+pub mod single;
 
 /// Protobuf messages of the envelope/weavelet protocol (`weaver.runtime`).
 #[allow(missing_docs, unreachable_pub, clippy::all)]

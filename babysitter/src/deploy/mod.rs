@@ -35,7 +35,6 @@ use crate::registry::{Registration, Registry};
 use crate::status::{ComponentStatus, ListenerStatus, ReplicaStatus, Status, StatusServer};
 
 pub use self::error::DeployError;
-pub use self::handler::error_chain;
 
 mod error;
 

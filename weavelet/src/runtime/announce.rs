@@ -3,42 +3,29 @@
 //! The process writes `<data>/single/registry/<deployment>.json` (atomically:
 //! a temporary file, then a rename) whenever a component is built or a
 //! listener created. Readers drop files whose process is gone. Failing to
-//! write is not an error for the app: it only hides it from the tool.
+//! write is not an error for the app: it only hides it from the tool. The
+//! record's type lives in `weaver_proto::single`, which the CLI reads with.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use serde::Serialize;
-
-/// What `weaver single status` shows about this process.
-#[derive(Debug, Serialize)]
-struct Record {
-    deployment_id: String,
-    app: String,
-    pid: u32,
-    started_at: i64,
-    components: BTreeSet<String>,
-    listeners: BTreeMap<String, String>,
-}
+use weaver_proto::single::{self, Registration};
 
 /// The process's registration file.
 pub(crate) struct Announcer {
     path: Option<PathBuf>,
     /// The record, rewritten on every change.
-    record: Mutex<Record>,
+    record: Mutex<Registration>,
 }
 
 impl Announcer {
     pub(crate) fn new(app: &str, deployment_id: &str) -> Announcer {
-        let path = weaver_proto::paths::data_dir().map(|d| {
-            d.join("single")
-                .join("registry")
-                .join(format!("{deployment_id}.json"))
-        });
+        let path = weaver_proto::paths::data_dir()
+            .map(|d| single::registration_path(&single::registry_dir(&d), deployment_id));
         Announcer {
             path,
-            record: Mutex::new(Record {
+            record: Mutex::new(Registration {
                 deployment_id: deployment_id.to_string(),
                 app: app.to_string(),
                 pid: std::process::id(),
@@ -63,7 +50,7 @@ impl Announcer {
         self.write();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registration> {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 use comfy_table::{ContentArrangement, ContentLineStyle, LineStyle, Table, TableStyle};
 use unicode_width::UnicodeWidthStr;
 
-use super::Status;
+use weaver_babysitter::Status;
 
 /// Rounded outer corners, solid inner lines, no line between data rows.
 const STYLE: TableStyle = TableStyle::new()
@@ -71,7 +71,7 @@ struct Grid {
 /// as of `now_micros` (microseconds since the Unix epoch). With `color`, titles
 /// are bold, deployment ids colored by hash and cells repeating the row above
 /// dimmed. The text ends with a newline.
-pub fn render_status(deployments: &[Status], now_micros: i64, color: bool) -> String {
+pub(crate) fn render_status(deployments: &[Status], now_micros: i64, color: bool) -> String {
     let mut sorted: Vec<&Status> = deployments.iter().collect();
     sorted.sort_by(|a, b| {
         (a.app.as_str(), a.submitted_at, a.deployment_id.as_str()).cmp(&(
@@ -89,7 +89,7 @@ pub fn render_status(deployments: &[Status], now_micros: i64, color: bool) -> St
 
 /// Formats an age like Go's `Duration.String` after truncating to seconds:
 /// `0s`, `3s`, `1m5s`, `2h0m3s`.
-pub fn format_age(age: Duration) -> String {
+pub(crate) fn format_age(age: Duration) -> String {
     let secs = age.as_secs();
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     match (h, m) {
@@ -101,7 +101,7 @@ pub fn format_age(age: Duration) -> String {
 
 /// Shortens a full component name to its last two `::` segments:
 /// `my_app::hello::Reverser` becomes `hello::Reverser`.
-pub fn short_component(name: &str) -> &str {
+pub(crate) fn short_component(name: &str) -> &str {
     match name.rmatch_indices("::").nth(1) {
         Some((i, _)) => &name[i + 2..],
         None => name,
@@ -109,13 +109,13 @@ pub fn short_component(name: &str) -> &str {
 }
 
 /// The first 8 characters of an id.
-pub fn short_id(id: &str) -> &str {
+pub(crate) fn short_id(id: &str) -> &str {
     id.char_indices().nth(8).map_or(id, |(i, _)| &id[..i])
 }
 
 /// Whether status output should be colored: `NO_COLOR` is unset, `TERM` is
 /// not `dumb` and stdout is a terminal.
-pub fn color_enabled() -> bool {
+pub(crate) fn color_enabled() -> bool {
     std::env::var_os("NO_COLOR").is_none()
         && std::env::var_os("TERM").is_none_or(|term| term != "dumb")
         && std::io::stdout().is_terminal()

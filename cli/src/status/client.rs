@@ -1,0 +1,183 @@
+//! Fetching a deployment's status from its babysitter's status server.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::header::HOST;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use weaver_babysitter::{STATUS_PATH, Status};
+
+/// The largest status reply accepted; a real one is a few KiB.
+const MAX_STATUS_BYTES: usize = 16 << 20;
+
+/// How much of an error reply's body goes into the error message.
+const MAX_ERROR_BODY: usize = 512;
+
+/// An error fetching a [`Status`].
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    /// Nothing listens at the address: the deployment is gone.
+    #[error("no status server at {addr} (connection refused)")]
+    Refused {
+        /// The status server's address.
+        addr: SocketAddr,
+    },
+    /// Connecting failed for another reason than a refusal.
+    #[error("cannot connect to the status server at {addr}")]
+    Connect {
+        /// The status server's address.
+        addr: SocketAddr,
+        /// Why connecting failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server did not answer in time.
+    #[error("the status server at {addr} did not answer within {timeout:?}")]
+    Timeout {
+        /// The status server's address.
+        addr: SocketAddr,
+        /// How long the client waited.
+        timeout: Duration,
+    },
+    /// The HTTP exchange failed.
+    #[error("status request to {addr} failed")]
+    Http {
+        /// The status server's address.
+        addr: SocketAddr,
+        /// The HTTP error.
+        #[source]
+        source: hyper::Error,
+    },
+    /// The server answered with an error status.
+    #[error("the status server at {addr} answered HTTP {code}: {body}")]
+    HttpStatus {
+        /// The status server's address.
+        addr: SocketAddr,
+        /// The HTTP status code.
+        code: u16,
+        /// The start of the response body.
+        body: String,
+    },
+    /// The reply was larger than a status can be.
+    #[error("the status from {addr} is larger than {limit} bytes")]
+    TooLarge {
+        /// The status server's address.
+        addr: SocketAddr,
+        /// The largest reply accepted.
+        limit: usize,
+    },
+    /// The reply was not a valid status.
+    #[error("the status server at {addr} sent an invalid status")]
+    Decode {
+        /// The status server's address.
+        addr: SocketAddr,
+        /// Why decoding failed.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Aborts the connection task when the request is done or dropped (e.g. by
+/// the timeout), so no task outlives the call.
+struct AbortOnDrop(JoinHandle<()>);
+
+// === impl FetchError ===
+
+impl FetchError {
+    /// Whether the server refused the connection, meaning nothing listens at
+    /// the address any more.
+    pub(crate) fn is_refused(&self) -> bool {
+        matches!(self, FetchError::Refused { .. })
+    }
+}
+
+// === impl AbortOnDrop ===
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Fetches the status of the deployment whose status server listens at
+/// `addr`, giving up after `timeout`.
+///
+/// # Errors
+///
+/// [`FetchError::Refused`] if nothing listens at `addr` (see
+/// [`FetchError::is_refused`]); otherwise connect, timeout, HTTP and decode
+/// errors.
+///
+/// # Cancel safety
+///
+/// Dropping the future closes the connection.
+pub(crate) async fn fetch_status(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Status, FetchError> {
+    tokio::time::timeout(timeout, fetch(addr))
+        .await
+        .unwrap_or(Err(FetchError::Timeout { addr, timeout }))
+}
+
+async fn fetch(addr: SocketAddr) -> Result<Status, FetchError> {
+    let stream = TcpStream::connect(addr).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::ConnectionRefused {
+            FetchError::Refused { addr }
+        } else {
+            FetchError::Connect { addr, source }
+        }
+    })?;
+    let http = |source| FetchError::Http { addr, source };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http)?;
+    let _conn = AbortOnDrop(tokio::spawn(async move {
+        if let Err(err) = conn.await {
+            debug!(%addr, error = %err, "status client connection failed");
+        }
+    }));
+    let req = Request::get(STATUS_PATH)
+        .header(HOST, addr.to_string())
+        .body(Empty::<Bytes>::new())
+        .expect("a static path and a socket address make a valid request");
+    let resp = sender.send_request(req).await.map_err(http)?;
+    let code = resp.status();
+    let body = read_body(addr, resp.into_body(), MAX_STATUS_BYTES).await?;
+    if code != StatusCode::OK {
+        let end = body.len().min(MAX_ERROR_BODY);
+        return Err(FetchError::HttpStatus {
+            addr,
+            code: code.as_u16(),
+            body: String::from_utf8_lossy(&body[..end]).trim().to_owned(),
+        });
+    }
+    serde_json::from_slice(&body).map_err(|source| FetchError::Decode { addr, source })
+}
+
+/// Reads a whole body, failing once it grows past `limit`.
+async fn read_body(
+    addr: SocketAddr,
+    mut body: Incoming,
+    limit: usize,
+) -> Result<Vec<u8>, FetchError> {
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|source| FetchError::Http { addr, source })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(FetchError::TooLarge { addr, limit });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf)
+}
