@@ -14,9 +14,9 @@ pub struct Position {
     pub column: usize,
 }
 
-/// A query that cannot run. Every variant but [`QueryError::NotBool`] points
-/// at the offending text: its `Display` ends with the query line and a caret
-/// under the position, ready for stderr.
+/// A query that cannot run. Every variant points at the offending text: its
+/// `Display` ends with the query line and a caret under the position, ready
+/// for stderr.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
@@ -67,13 +67,73 @@ pub enum QueryError {
         /// The query line and a caret under `at`.
         snippet: String,
     },
+    /// An operator or function is applied to values of the wrong types or
+    /// number, or is not one the query language has: `msg > 3`,
+    /// `app.contains()`, `nosuchfn(msg)`.
+    #[error("invalid query at {at}: {message}\n{snippet}")]
+    Type {
+        /// What is wrong.
+        message: String,
+        /// Where: the operator or the call.
+        at: Position,
+        /// The query line and a caret under `at`.
+        snippet: String,
+    },
     /// The query is not a condition: it evaluates to something other than a
-    /// boolean, e.g. `msg`.
-    #[error("the query is a {got}, not a condition: compare it, e.g. `msg.contains(\"x\")`")]
+    /// boolean, e.g. `msg` or `1 + 1`.
+    #[error(
+        "invalid query at {at}: the query is {}, not a condition: compare it, e.g. \
+         `msg.contains(\"x\")`\n{snippet}",
+        crate::query::an(got)
+    )]
     NotBool {
         /// The type the query evaluates to.
-        got: &'static str,
+        got: String,
+        /// Where the query starts.
+        at: Position,
+        /// The query line and a caret under `at`.
+        snippet: String,
     },
+    /// The query is too long, or nests or chains too deeply, to be parsed
+    /// and evaluated safely.
+    #[error("invalid query at {at}: {message}\n{snippet}")]
+    TooComplex {
+        /// Which limit it exceeds.
+        message: String,
+        /// Where the limit is first exceeded.
+        at: Position,
+        /// The query line and a caret under `at`.
+        snippet: String,
+    },
+}
+
+/// Entries on which a query could not be evaluated (say, `attrs["n"] > 3`
+/// on an entry whose `n` is a string): they do not match, and are counted
+/// so that a caller can report them after a scan; see
+/// [`Query::eval_errors`](crate::Query::eval_errors).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{count} entries could not be evaluated")]
+pub struct EvalErrors {
+    /// How many entries.
+    pub count: u64,
+    /// What went wrong on the first of them.
+    #[source]
+    pub first: EvalError,
+}
+
+/// Why a query could not be evaluated on one entry.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct EvalError(pub(crate) EvalErrorKind);
+
+/// The kinds of [`EvalError`].
+#[derive(Debug, Clone)]
+pub(crate) enum EvalErrorKind {
+    /// CEL's own error (a missing key, no overload for the values, a
+    /// computed regex that does not parse, ...).
+    Cel(cel::ExecutionError),
+    /// The query gave a value of this type rather than a boolean.
+    NotBool(String),
 }
 
 /// A failure to write or read the log store, or to write the output.
@@ -157,6 +217,27 @@ pub enum Error {
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "line {}, column {}", self.line, self.column)
+    }
+}
+
+// === impl EvalErrorKind ===
+
+impl fmt::Display for EvalErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EvalErrorKind::Cel(e) => {
+                // CEL's messages start in upper case; ours do not.
+                let text = e.to_string();
+                let mut chars = text.chars();
+                match chars.next() {
+                    Some(c) => write!(f, "{}{}", c.to_lowercase(), chars.as_str()),
+                    None => Ok(()),
+                }
+            }
+            EvalErrorKind::NotBool(got) => {
+                write!(f, "the query gave {}, not a bool", crate::query::an(got))
+            }
+        }
     }
 }
 

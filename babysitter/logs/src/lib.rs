@@ -70,7 +70,7 @@ mod read;
 mod store;
 mod view;
 
-pub use error::{Error, Position, QueryError};
+pub use error::{Error, EvalError, EvalErrors, Position, QueryError};
 pub use output::{Format, Printer};
 pub use query::Query;
 pub use read::{Stop, cat, follow, for_each, purge};

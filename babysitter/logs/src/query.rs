@@ -1,5 +1,6 @@
 //! CEL queries over log entries.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use cel::common::types::{CelBool, CelInt, CelString, CelTimestamp};
@@ -10,14 +11,17 @@ use regex::Regex;
 use weaver_proto::logging::{is_system, short_id, shorten_component};
 use weaver_proto::runtime::LogEntry;
 
-use crate::QueryError;
+use crate::error::EvalErrorKind;
 use crate::store::FileKey;
 use crate::view::EntryView;
+use crate::{EvalError, EvalErrors, QueryError};
 
 mod attrs;
+mod check;
 mod rewrite;
 
 use attrs::AttrsVal;
+pub(crate) use check::an;
 
 /// The variables a query may use, in the order the docs list them.
 pub(crate) const VARIABLES: [&str; 12] = [
@@ -90,6 +94,10 @@ pub struct Query {
     include_system: bool,
     /// `None` for the empty query.
     compiled: Option<Compiled>,
+    /// How many entries the query could not be evaluated on.
+    failures: AtomicU64,
+    /// Why, for the first of them.
+    first_failure: OnceLock<EvalError>,
 }
 
 struct Compiled {
@@ -161,7 +169,19 @@ impl Query {
             source: src.to_owned(),
             include_system,
             compiled,
+            failures: AtomicU64::new(0),
+            first_failure: OnceLock::new(),
         })
+    }
+
+    /// The entries this query could not be evaluated on so far (which did
+    /// not match), or `None` if there were none. Report them after a scan:
+    /// a query that fails on every entry would otherwise look like one that
+    /// matches none.
+    pub fn eval_errors(&self) -> Option<EvalErrors> {
+        let count = self.failures.load(Ordering::Relaxed);
+        let first = self.first_failure.get()?.clone();
+        (count > 0).then_some(EvalErrors { count, first })
     }
 
     /// The query's text.
@@ -189,14 +209,22 @@ impl Query {
     pub(crate) fn may_match_file(&self, key: &FileKey) -> bool {
         match &self.compiled {
             None => true,
-            Some(c) => c.run(&FileVars(key)) != Some(false),
+            // Errors are expected here: the other variables are unknown.
+            Some(c) => !matches!(c.run(&FileVars(key)), Ok(false)),
         }
     }
 
     fn eval<F: Fields>(&self, f: &F) -> bool {
         match &self.compiled {
             None => true,
-            Some(c) => c.run(&Record::new(f)) == Some(true),
+            Some(c) => match c.run(&Record::new(f)) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    self.first_failure.get_or_init(|| EvalError(e));
+                    false
+                }
+            },
         }
     }
 }
@@ -213,16 +241,19 @@ impl std::fmt::Debug for Query {
 // === impl Compiled ===
 
 impl Compiled {
-    /// Evaluates the query with `vars`; `None` on an error or a non-boolean.
-    fn run(&self, vars: &dyn VariableResolver) -> Option<bool> {
+    /// Evaluates the query with `vars`.
+    fn run(&self, vars: &dyn VariableResolver) -> Result<bool, EvalErrorKind> {
         // A child scope borrows the root for less than 'static; the context
         // is covariant, so the root can lend itself at the resolver's
         // lifetime.
         let root: &Context<'_, '_> = &self.root;
         let mut ctx = root.new_inner_scope();
         ctx.set_variable_resolver(vars);
-        let value = Value::resolve_val(&self.expr, &ctx).ok()?;
-        value.downcast_ref::<CelBool>().map(|b| *b.inner())
+        let value = Value::resolve_val(&self.expr, &ctx).map_err(EvalErrorKind::Cel)?;
+        match value.downcast_ref::<CelBool>() {
+            Some(b) => Ok(*b.inner()),
+            None => Err(EvalErrorKind::NotBool(value.get_type().name().to_owned())),
+        }
     }
 }
 
@@ -232,7 +263,8 @@ fn compile(src: &str) -> Result<Compiled, QueryError> {
         .parser()
         .parse_with_source_info(src)
         .map_err(|e| rewrite::syntax_error(src, &e))?;
-    let consts = rewrite::rewrite(src, &info, &mut expr)?;
+    let checked = check::check(src, &info, &expr)?;
+    let consts = rewrite::rewrite(src, &info, &checked, &mut expr)?;
 
     let mut root = Context::with_env(env);
     let regexes: Arc<[Regex]> = consts.regexes.into();

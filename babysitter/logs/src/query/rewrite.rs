@@ -1,18 +1,20 @@
 //! Checks a parsed query and rewrites it for evaluation.
 //!
 //! Checks, so that a bad query fails before any log is read rather than
-//! silently matching nothing: every identifier is a variable (or bound by a
-//! comprehension), every `matches` pattern and `timestamp` argument written
-//! as a literal parses, and the query is not obviously a non-boolean.
+//! silently matching nothing: every `matches` pattern and `timestamp`
+//! argument written as a literal parses. (Names and types are checked
+//! before, by the `check` module.)
 //!
 //! Rewrites:
 //! - `s.matches("re")` (and `matches(s, "re")`) becomes a call to a function
 //!   holding the precompiled regex;
 //! - `timestamp("...")` becomes a constant, parsed once;
 //! - string literals compared with `level` are lower-cased;
-//! - a call on `attrs["k"]` (or `attrs.k`), such as `attrs["k"] == "v"`, is
-//!   guarded as `"k" in attrs && ...`, so a missing key is false rather
-//!   than an error (as in Service Weaver).
+//! - a condition on `attrs["k"]` (or `attrs.k`), such as `attrs["k"] == "v"`
+//!   or `size(attrs["k"]) > 3`, is guarded as `"k" in attrs && ...`, so a
+//!   missing key is false rather than an error (as in Service Weaver). The
+//!   guard goes on the innermost call whose value is a boolean, so that it
+//!   never turns a number into a boolean.
 
 use cel::common::ast::{CallExpr, Expr, ListExpr, LiteralValue, SourceInfo, operators};
 use cel::common::types::{CelInt, CelString};
@@ -20,11 +22,12 @@ use cel::{IdedExpr, ParseErrors};
 use chrono::{DateTime, FixedOffset};
 use regex::Regex;
 
-use super::{MATCHES_FN, VARIABLES};
+use super::MATCHES_FN;
+use super::check::Checked;
 use crate::{Position, QueryError};
 
 /// CEL type names, which are identifiers too (`type(x) == string`).
-const TYPE_NAMES: [&str; 11] = [
+pub(super) const TYPE_NAMES: [&str; 11] = [
     "bool",
     "bytes",
     "double",
@@ -50,9 +53,8 @@ pub(super) struct Consts {
 struct Rewriter<'s> {
     src: &'s str,
     info: &'s SourceInfo,
+    checked: &'s Checked,
     consts: Consts,
-    /// Names bound by the enclosing comprehensions.
-    bound: Vec<String>,
     /// The next id for a node made here.
     next_id: u64,
 }
@@ -74,93 +76,97 @@ pub(super) fn syntax_error(src: &str, errors: &ParseErrors) -> QueryError {
     }
 }
 
-/// Checks and rewrites `expr` in place (see the module docs).
+/// Checks and rewrites `expr` in place (see the module docs); `checked`
+/// is what the type checker found.
 pub(super) fn rewrite(
     src: &str,
     info: &SourceInfo,
+    checked: &Checked,
     expr: &mut IdedExpr,
 ) -> Result<Consts, QueryError> {
     let mut r = Rewriter {
         src,
         info,
+        checked,
         consts: Consts::default(),
-        bound: Vec::new(),
         next_id: max_id(expr) + 1,
     };
     r.walk(expr)?;
-    match static_type(expr) {
-        Some(got) if got != "bool" => Err(QueryError::NotBool { got }),
-        _ => Ok(r.consts),
-    }
+    Ok(r.consts)
+}
+
+/// The position of the node `id` in `src`.
+pub(super) fn position_for(src: &str, info: &SourceInfo, id: u64) -> Position {
+    let offset = info.offset_for(id).map_or(0, |(start, _)| start as usize);
+    position_of(src, offset)
 }
 
 // === impl Rewriter ===
 
 impl Rewriter<'_> {
-    fn walk(&mut self, e: &mut IdedExpr) -> Result<(), QueryError> {
+    /// Rewrites `e` and what it holds; returns the keys of `attrs["k"]`
+    /// operands below that still need a guard (see the module docs).
+    fn walk(&mut self, e: &mut IdedExpr) -> Result<Vec<String>, QueryError> {
+        let mut pending = Vec::new();
         match &mut e.expr {
-            Expr::Ident(name) => self.check_ident(name, e.id)?,
             Expr::Call(call) => {
-                if let Some(target) = &mut call.target {
-                    self.walk(target)?;
-                }
-                for arg in &mut call.args {
-                    self.walk(arg)?;
+                let operands = call
+                    .target
+                    .iter_mut()
+                    .map(|t| t.as_mut())
+                    .chain(call.args.iter_mut());
+                let is_index =
+                    [operators::INDEX, operators::OPT_INDEX].contains(&call.func_name.as_str());
+                for operand in operands {
+                    if !is_index {
+                        pending.extend(attr_key(operand));
+                    }
+                    pending.extend(self.walk(operand)?);
                 }
                 self.rewrite_call(e)?;
+                if self.checked.bool_calls.contains(&e.id) {
+                    pending.sort();
+                    pending.dedup();
+                    for key in pending.drain(..) {
+                        self.guard(e, key);
+                    }
+                }
             }
-            Expr::Select(select) => self.walk(&mut select.operand)?,
+            Expr::Select(select) => pending = self.walk(&mut select.operand)?,
             Expr::List(list) => {
                 for elem in &mut list.elements {
-                    self.walk(elem)?;
+                    pending.extend(self.walk(elem)?);
                 }
             }
             Expr::Map(map) => {
                 for entry in &mut map.entries {
                     if let cel::common::ast::EntryExpr::MapEntry(kv) = &mut entry.expr {
-                        self.walk(&mut kv.key)?;
-                        self.walk(&mut kv.value)?;
+                        pending.extend(self.walk(&mut kv.key)?);
+                        pending.extend(self.walk(&mut kv.value)?);
                     }
                 }
             }
             Expr::Struct(s) => {
                 for entry in &mut s.entries {
                     if let cel::common::ast::EntryExpr::StructField(f) = &mut entry.expr {
-                        self.walk(&mut f.value)?;
+                        pending.extend(self.walk(&mut f.value)?);
                     }
                 }
             }
             Expr::Comprehension(c) => {
-                self.walk(&mut c.iter_range)?;
-                self.walk(&mut c.accu_init)?;
-                let outer = self.bound.len();
-                self.bound.push(c.iter_var.clone());
-                self.bound.extend(c.iter_var2.clone());
-                self.bound.push(c.accu_var.clone());
-                self.walk(&mut c.loop_cond)?;
-                self.walk(&mut c.loop_step)?;
-                self.walk(&mut c.result)?;
-                self.bound.truncate(outer);
+                for part in [
+                    &mut c.iter_range,
+                    &mut c.accu_init,
+                    &mut c.loop_cond,
+                    &mut c.loop_step,
+                    &mut c.result,
+                ] {
+                    pending.extend(self.walk(part)?);
+                }
             }
-            Expr::Literal(_) | Expr::Unspecified => {}
+            Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
         }
-        Ok(())
-    }
-
-    fn check_ident(&self, name: &str, id: u64) -> Result<(), QueryError> {
-        if VARIABLES.contains(&name)
-            || TYPE_NAMES.contains(&name)
-            || name.starts_with('@')
-            || self.bound.iter().any(|b| b == name)
-        {
-            return Ok(());
-        }
-        let at = self.position(id);
-        Err(QueryError::UnknownVariable {
-            name: name.to_owned(),
-            at,
-            snippet: snippet(self.src, at),
-        })
+        Ok(pending)
     }
 
     fn rewrite_call(&mut self, e: &mut IdedExpr) -> Result<(), QueryError> {
@@ -172,13 +178,11 @@ impl Rewriter<'_> {
             "timestamp" => {
                 if let Some(name) = self.timestamp_const(call)? {
                     e.expr = Expr::Ident(name);
-                    return Ok(());
                 }
             }
             operators::EQUALS | operators::NOT_EQUALS | operators::IN => lower_level_literals(call),
             _ => {}
         }
-        self.guard_attrs(e);
         Ok(())
     }
 
@@ -244,39 +248,25 @@ impl Rewriter<'_> {
         Ok(Some(name))
     }
 
-    /// Wraps a call whose operand is `attrs["k"]` or `attrs.k` in
-    /// `"k" in attrs && <call>`.
-    fn guard_attrs(&mut self, e: &mut IdedExpr) {
-        let Expr::Call(call) = &e.expr else { return };
-        if [operators::INDEX, operators::OPT_INDEX].contains(&call.func_name.as_str()) {
-            return;
-        }
-        let keys: Vec<String> = call
-            .target
-            .iter()
-            .map(|t| t.as_ref())
-            .chain(&call.args)
-            .filter_map(attr_key)
-            .collect();
-        for key in keys {
-            let key = self.node(Expr::Literal(LiteralValue::String(CelString::from(key))));
-            let map = self.node(Expr::Ident("attrs".to_owned()));
-            let has = self.node(Expr::Call(CallExpr {
-                func_name: operators::IN.to_owned(),
+    /// Wraps `e` in `"key" in attrs && <e>`.
+    fn guard(&mut self, e: &mut IdedExpr, key: String) {
+        let key = self.node(Expr::Literal(LiteralValue::String(CelString::from(key))));
+        let map = self.node(Expr::Ident("attrs".to_owned()));
+        let has = self.node(Expr::Call(CallExpr {
+            func_name: operators::IN.to_owned(),
+            target: None,
+            args: vec![key, map],
+        }));
+        let guarded = std::mem::take(e);
+        let id = self.fresh_id();
+        *e = IdedExpr {
+            id,
+            expr: Expr::Call(CallExpr {
+                func_name: operators::LOGICAL_AND.to_owned(),
                 target: None,
-                args: vec![key, map],
-            }));
-            let guarded = std::mem::take(e);
-            let id = self.fresh_id();
-            *e = IdedExpr {
-                id,
-                expr: Expr::Call(CallExpr {
-                    func_name: operators::LOGICAL_AND.to_owned(),
-                    target: None,
-                    args: vec![has, guarded],
-                }),
-            };
-        }
+                args: vec![has, guarded],
+            }),
+        };
     }
 
     fn node(&mut self, expr: Expr) -> IdedExpr {
@@ -292,11 +282,7 @@ impl Rewriter<'_> {
     }
 
     fn position(&self, id: u64) -> Position {
-        let offset = self
-            .info
-            .offset_for(id)
-            .map_or(0, |(start, _)| start as usize);
-        position_of(self.src, offset)
+        position_for(self.src, self.info, id)
     }
 }
 
@@ -348,31 +334,6 @@ fn is_ident(e: &IdedExpr, name: &str) -> bool {
 fn string_literal(e: &IdedExpr) -> Option<&str> {
     match &e.expr {
         Expr::Literal(LiteralValue::String(s)) => Some(s.inner()),
-        _ => None,
-    }
-}
-
-/// The type of `e` where it is evident without evaluating it.
-fn static_type(e: &IdedExpr) -> Option<&'static str> {
-    match &e.expr {
-        Expr::Literal(l) => Some(match l {
-            LiteralValue::Boolean(_) => "bool",
-            LiteralValue::Bytes(_) => "bytes",
-            LiteralValue::Double(_) => "double",
-            LiteralValue::Int(_) => "int",
-            LiteralValue::Null => "null",
-            LiteralValue::String(_) => "string",
-            LiteralValue::UInt(_) => "uint",
-        }),
-        Expr::Ident(name) => match name.as_str() {
-            "time" => Some("timestamp"),
-            "attrs" => Some("map"),
-            n if VARIABLES.contains(&n) => Some("string"),
-            n if n.starts_with("@timestamp") => Some("timestamp"),
-            _ => None,
-        },
-        Expr::List(_) => Some("list"),
-        Expr::Map(_) => Some("map"),
         _ => None,
     }
 }

@@ -211,10 +211,35 @@ fn system_entries_stay_hidden_under_or() {
 }
 
 #[test]
-fn failing_evaluation_is_no_match() {
+fn failing_evaluation_is_no_match_and_is_counted() {
     let e = entry("c", "info", "x", &["n", "3"]);
-    assert!(!matches(r#"attrs["n"] > 2"#, &e)); // string vs int
-    assert!(!matches("msg == 1", &e));
+    let q = Query::parse(r#"attrs["n"] > 2"#, false).expect("valid query"); // string vs int
+    assert!(q.eval_errors().is_none());
+    assert!(!q.matches(&e));
+    assert!(!q.matches(&e));
+    let errors = q.eval_errors().expect("two failures");
+    assert_eq!(errors.count, 2);
+    assert_eq!(
+        format!("{errors}: {}", errors.first),
+        "2 entries could not be evaluated: found no matching overload for '_>_' applied to \
+         '(string, int)'"
+    );
+
+    // A value that is not a boolean, and a computed regex that is not one.
+    let q = Query::parse(r#"attrs["n"]"#, false).expect("valid query");
+    assert!(!q.matches(&e));
+    let errors = q.eval_errors().expect("one failure");
+    assert_eq!(
+        errors.first.to_string(),
+        "the query gave a string, not a bool"
+    );
+    let q = Query::parse(r#"msg.matches("(" + attrs.n)"#, false).expect("valid query");
+    assert!(!q.matches(&e));
+    assert_eq!(q.eval_errors().map(|e| e.count), Some(1));
+    // Missing attributes are false, not failures.
+    let q = Query::parse(r#"attrs["missing"] == "x""#, false).expect("valid query");
+    assert!(!q.matches(&e));
+    assert!(q.eval_errors().is_none());
 }
 
 #[test]
@@ -312,17 +337,168 @@ fn bad_timestamp_literals_fail_at_parse_time() {
 
 #[test]
 fn non_boolean_queries_are_refused() {
-    assert!(matches!(
-        error("msg"),
-        QueryError::NotBool { got: "string" }
-    ));
-    assert!(matches!(error("42"), QueryError::NotBool { got: "int" }));
-    assert!(matches!(
-        error("time"),
-        QueryError::NotBool { got: "timestamp" }
-    ));
+    let got = |q: &str| match error(q) {
+        QueryError::NotBool { got, at, .. } => (got, at),
+        other => panic!("{q}: {other}"),
+    };
+    let start = Position { line: 1, column: 1 };
+    assert_eq!(got("msg"), ("string".into(), start));
+    assert_eq!(got("42"), ("int".into(), start));
+    assert_eq!(got("time"), ("timestamp".into(), start));
+    assert_eq!(got("1 + 1"), ("int".into(), start));
+    assert_eq!(got("[level]"), ("list(string)".into(), start));
+    assert_eq!(got("size(msg)"), ("int".into(), start));
     assert_eq!(
         error("attrs").to_string(),
-        "the query is a map, not a condition: compare it, e.g. `msg.contains(\"x\")`"
+        "invalid query at line 1, column 1: the query is a map(string, dyn), not a condition: \
+         compare it, e.g. `msg.contains(\"x\")`\n  | attrs\n  | ^"
     );
+    assert_eq!(
+        error(" 1 + 1").to_string(),
+        "invalid query at line 1, column 2: the query is an int, not a condition: \
+         compare it, e.g. `msg.contains(\"x\")`\n  |  1 + 1\n  |  ^"
+    );
+}
+
+/// The message and position of the type error in `q`.
+fn type_error(q: &str) -> (String, Position) {
+    match error(q) {
+        QueryError::Type { message, at, .. } => (message, at),
+        other => panic!("{q}: {other}"),
+    }
+}
+
+fn at(column: usize) -> Position {
+    Position { line: 1, column }
+}
+
+#[test]
+fn unknown_functions_are_refused() {
+    assert_eq!(
+        type_error("nosuchfn(msg)"),
+        ("unknown function `nosuchfn`".into(), at(1))
+    );
+    assert_eq!(
+        type_error(r#"msg.nosuchfunc("x")"#),
+        ("unknown method `nosuchfunc`".into(), at(5))
+    );
+    let text = error("nosuchfn(msg)").to_string();
+    assert_eq!(
+        text,
+        "invalid query at line 1, column 1: unknown function `nosuchfn`\n  \
+         | nosuchfn(msg)\n  | ^"
+    );
+}
+
+#[test]
+fn wrong_arity_and_argument_types_are_refused() {
+    assert_eq!(
+        type_error("app.contains()"),
+        (
+            "no overload for string.contains(); want string.contains(string)".into(),
+            at(5)
+        )
+    );
+    assert_eq!(
+        type_error("msg.contains(1)").0,
+        "no overload for string.contains(int); want string.contains(string)"
+    );
+    assert_eq!(
+        type_error("time.contains(\"x\")").0,
+        "no overload for timestamp.contains(string); want string.contains(string)"
+    );
+    assert_eq!(
+        type_error("size(time) > 0").0,
+        "no overload for size(timestamp); want one of size(string), size(bytes), size(list), \
+         size(map), string.size(), bytes.size(), list.size(), map.size()"
+    );
+    assert!(
+        type_error(r#"msg.startsWith("a", "b")"#)
+            .0
+            .starts_with("no overload")
+    );
+    assert!(
+        type_error(r#"contains(msg, "x")"#)
+            .0
+            .starts_with("no overload")
+    );
+}
+
+#[test]
+fn type_mismatches_are_refused() {
+    assert_eq!(
+        type_error("msg > 3"),
+        ("`>` cannot be applied to a string and an int".into(), at(5))
+    );
+    assert_eq!(
+        type_error("level == 1"),
+        (
+            "`==` cannot be applied to a string and an int".into(),
+            at(7)
+        )
+    );
+    for q in [
+        "msg == 1",
+        "1 in [\"a\"]",
+        "!msg",
+        "msg && true",
+        "-msg == msg",
+        "msg[0] == \"a\"",
+        "msg.foo == \"x\"",
+        "time > 3",
+        "time - 1 > duration(\"1s\")",
+        "msg + 1 == msg",
+        "msg ? true : false",
+        "\"x\" in msg",
+        "msg.exists(c, c == \"a\")",
+        "time == null",
+        "Foo{a: 1} == 1",
+    ] {
+        let _ = type_error(q);
+    }
+}
+
+#[test]
+fn documented_queries_pass_the_checker() {
+    for q in [
+        r#"level=="debug""#,
+        r#"app == "todo" && level == "debug""#,
+        r#"source.contains("foo.go")"#,
+        r#"msg.matches("error: file .* already closed")"#,
+        r#"attrs["foo"] == "bar""#,
+        r#"attrs.foo == "bar""#,
+        r#""foo" in attrs"#,
+        r#"time > timestamp("2024-01-01T00:00:00Z")"#,
+        r#"time - timestamp("2024-01-01T00:00:00Z") > duration("1h")"#,
+        r#"time.getFullYear() == 2024"#,
+        r#"level in ["debug","info"]"#,
+        r#"msg.startsWith("error") && size(msg) > 3"#,
+        r#"!(level == "error") || !msg.contains("x")"#,
+        r#"attrs["n"] > 3 && attrs["n"] < 3.5 && attrs.k.startsWith("x")"#,
+        r#"attrs.exists(k, k.startsWith("a")) && attrs.all(k, attrs[k] != 1)"#,
+        r#"[1, 2].map(x, x * 2).filter(x, x > 2).size() == 1"#,
+        r#"[1, 2].exists_one(x, x > 1) && has(attrs.k)"#,
+        r#"(size(msg) > 3 ? "long" : "short") == "long""#,
+        r#"type(msg) == string && int(time) > 0 && string(1) == "1""#,
+        r#"dyn(msg) == 1 || attrs["k"]"#,
+        r#"{"a": 1}["a"] == 1u || 1u == 1 || 1.0 == 1"#,
+        r#"time.getHours("Europe/Paris") > 1 && duration("1h").getMinutes() == 60"#,
+        r#"b"abc" + b"d" == b"abcd" && -1 < 0 && 7 % 2 == 1"#,
+    ] {
+        if let Err(e) = Query::parse(q, false) {
+            panic!("{q}: {e}");
+        }
+    }
+}
+
+#[test]
+fn conditions_on_computed_attrs_are_guarded_where_boolean() {
+    let e = entry("c", "info", "x", &["k", "long value"]);
+    // The guard goes on `>`, not on `size()`, which is a number.
+    assert!(matches("size(attrs[\"k\"]) > 3", &e));
+    assert!(!matches("size(attrs[\"missing\"]) > 3", &e));
+    assert!(matches("size(attrs.k) + 1 == 11", &e));
+    let q = Query::parse("size(attrs.missing) > 3", false).expect("valid query");
+    assert!(!q.matches(&e));
+    assert!(q.eval_errors().is_none());
 }
