@@ -18,6 +18,7 @@ use crate::{EvalError, EvalErrors, QueryError};
 
 mod attrs;
 mod check;
+mod limits;
 mod rewrite;
 
 use attrs::AttrsVal;
@@ -257,15 +258,30 @@ impl Compiled {
     }
 }
 
-fn compile(src: &str) -> Result<Compiled, QueryError> {
-    let env = Arc::new(Env::stdlib());
-    let (mut expr, info) = env
-        .parser()
-        .parse_with_source_info(src)
-        .map_err(|e| rewrite::syntax_error(src, &e))?;
-    let checked = check::check(src, &info, &expr)?;
-    let consts = rewrite::rewrite(src, &info, &checked, &mut expr)?;
+/// The stack of the thread that parses and checks a query: cel's parser
+/// needs about 150 KB per level of brackets in a debug build (see the
+/// `limits` module).
+const FRONT_END_STACK: usize = 64 << 20;
 
+fn compile(src: &str) -> Result<Compiled, QueryError> {
+    limits::scan(src)?;
+    let env = Arc::new(Env::stdlib());
+    let front = || front_end(&env, src);
+    let spawned = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("query-parser".into())
+            .stack_size(FRONT_END_STACK)
+            .spawn_scoped(s, front)
+            .map(|handle| handle.join())
+    });
+    let (expr, consts) = match spawned {
+        Ok(Ok(result)) => result?,
+        // The parser panicked: let the panic through.
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        // No thread to be had: the limits keep the caller's stack safe in
+        // release builds.
+        Err(_) => front_end(&env, src)?,
+    };
     let mut root = Context::with_env(env);
     let regexes: Arc<[Regex]> = consts.regexes.into();
     let matches: CelFn = Box::new(move |ftx| {
@@ -288,6 +304,18 @@ fn compile(src: &str) -> Result<Compiled, QueryError> {
         root.add_variable_as_val(name, Box::new(CelTimestamp::from(t)));
     }
     Ok(Compiled { expr, root })
+}
+
+/// Parses, checks and rewrites `src`.
+fn front_end(env: &Env, src: &str) -> Result<(IdedExpr, rewrite::Consts), QueryError> {
+    let (mut expr, info) = env
+        .parser()
+        .parse_with_source_info(src)
+        .map_err(|e| rewrite::syntax_error(src, &e))?;
+    let checked = check::check(src, &info, &expr)?;
+    let consts = rewrite::rewrite(src, &info, &checked, &mut expr)?;
+    limits::check_depth(src, &info, &expr)?;
+    Ok((expr, consts))
 }
 
 // === impl Record ===

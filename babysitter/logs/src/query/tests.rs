@@ -502,3 +502,95 @@ fn conditions_on_computed_attrs_are_guarded_where_boolean() {
     assert!(!q.matches(&e));
     assert!(q.eval_errors().is_none());
 }
+
+/// The message and position of the limit `q` exceeds.
+fn too_complex(q: &str) -> (String, Position) {
+    match error(q) {
+        QueryError::TooComplex { message, at, .. } => (message, at),
+        other => panic!("{}: {other}", &q[..q.len().min(60)]),
+    }
+}
+
+#[test]
+fn long_chains_are_refused_not_overflowing() {
+    let n = 10_000;
+    for q in [
+        format!("{} == 1", vec!["1"; n].join(" + ")),
+        format!("{} == 1", vec!["1"; n].join("+")),
+        format!("msg{} == \"x\"", ".size()".repeat(n)),
+        format!("attrs{} == \"x\"", "[\"k\"]".repeat(n)),
+        format!("{}attrs", "\"k\" in ".repeat(n)),
+        format!("{}true", "!".repeat(n)),
+        vec!["msg == \"x\""; n].join(" || "),
+    ] {
+        let (message, _) = too_complex(&q);
+        assert!(
+            message.contains("bytes long") || message.contains("operators"),
+            "{message}"
+        );
+    }
+    let (message, at) = too_complex(&format!("{} == 1", vec!["1"; 300].join("+")));
+    assert_eq!(message, "the query has more than 256 operators");
+    assert_eq!(
+        at,
+        Position {
+            line: 1,
+            column: 514
+        }
+    );
+}
+
+#[test]
+fn deep_nesting_is_refused_not_overflowing() {
+    let n = 10_000;
+    for q in [
+        format!("{}true{}", "(".repeat(n), ")".repeat(n)),
+        format!("{}1{} == 1", "[".repeat(n), "]".repeat(n)),
+        format!("{}msg{} == 1", "size(".repeat(n), ")".repeat(n)),
+        format!("{}true", "(".repeat(n)),
+    ] {
+        let (message, at) = too_complex(&q);
+        assert!(
+            message.contains("bytes long") || message.contains("nest"),
+            "{message}"
+        );
+        assert_eq!(at.line, 1);
+    }
+    let q = format!("{}true{}", "(".repeat(30), ")".repeat(30));
+    let err = error(&q);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid query at line 1, column 25: brackets nest more than 24 deep\n  | {q}\n  | {}^",
+            " ".repeat(24)
+        )
+    );
+}
+
+#[test]
+fn deep_trees_within_the_scan_limits_are_refused_before_evaluation() {
+    // 100 additions pass the lexical scan but make a tree deeper than
+    // evaluation may recurse.
+    let q = format!("{} == 100", vec!["1"; 100].join(" + "));
+    let (message, _) = too_complex(&q);
+    assert_eq!(
+        message,
+        "the query nests more than 40 levels of operators and calls"
+    );
+}
+
+#[test]
+fn queries_at_the_limits_evaluate_on_a_small_stack() {
+    // Test threads have 2 MiB stacks, like any spawned thread.
+    let e = entry("c", "info", "x", &["k", "v"]);
+    let deepest_sum = format!("{} == 37", vec!["1"; 37].join(" + "));
+    assert!(matches(&deepest_sum, &e));
+    let nested = format!("{}true{}", "(".repeat(24), ")".repeat(24));
+    assert!(matches(&nested, &e));
+    let lists = format!("size({}1{}) == 1", "[".repeat(23), "]".repeat(23));
+    assert!(matches(&lists, &e));
+    let ors = vec![r#"attrs["k"] == "v""#; 120].join(" || ");
+    assert!(matches(&ors, &e));
+    let macros = "attrs.exists(k, [1, 2].all(x, [3].exists_one(y, k.size() + x + y > 0)))";
+    assert!(matches(macros, &e));
+}
