@@ -1,7 +1,6 @@
 //! `weaver multi`: deploy an application as many processes, and inspect
 //! the deployments running on this machine.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,7 +35,16 @@ pub(crate) enum Command {
         config: PathBuf,
     },
     /// Show the deployments running on this machine.
-    Status,
+    ///
+    /// `--format=json` prints one JSON document for scripts (see the
+    /// README): {"deployments": [{app, deployment_id, started_at, age_secs,
+    /// pid, status_addr, components: [{name, group, replicas: [{pid,
+    /// weavelet_id}]}], listeners: [{name, address}]}]}.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = status::Format::Table)]
+        format: status::Format,
+    },
     /// Print the logs of live and finished deployments, filtered by CEL.
     ///
     /// Variables: app, version (8-char deployment id), full_version,
@@ -76,7 +84,7 @@ pub(crate) enum Command {
 pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
         Command::Deploy { config } => deploy(config),
-        Command::Status => status(),
+        Command::Status { format } => status(format),
         Command::Logs {
             query,
             follow,
@@ -155,17 +163,22 @@ fn handshake_timeout() -> anyhow::Result<Duration> {
     })
 }
 
-fn status() -> anyhow::Result<Outcome> {
+fn status(format: status::Format) -> anyhow::Result<Outcome> {
     let registry = Registry::open_default()?;
-    let text = runtime()?.block_on(async {
-        let live = status::live(&registry, Duration::from_secs(2)).await?;
-        let statuses: Vec<_> = live.into_iter().filter_map(|d| d.status.ok()).collect();
-        let color = status::color_enabled();
-        anyhow::Ok(status::render_status(&statuses, crate::now_micros(), color))
-    })?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
+    let live = runtime()?.block_on(status::live(&registry, Duration::from_secs(2)))?;
+    // Deployments that seem alive but did not answer in time are left out,
+    // as the tables always did.
+    let listed = live
+        .into_iter()
+        .filter_map(|d| {
+            Some(status::Listed {
+                pid: d.registration.pid,
+                has_status_server: true,
+                status: d.status.ok()?,
+            })
+        })
+        .collect();
+    status::print(listed, format)?;
     Ok(Outcome::Ok)
 }
 

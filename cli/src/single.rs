@@ -4,7 +4,6 @@
 //! [`Registration`] (written by the `weaver` crate); this command lists the
 //! ones still alive and forgets the others.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -17,24 +16,31 @@ use crate::{Outcome, status};
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Show the applications running directly as one process.
-    Status,
+    ///
+    /// `--format=json` prints the document `weaver multi status
+    /// --format=json` prints, with each run as a deployment.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = status::Format::Table)]
+        format: status::Format,
+    },
     /// Print the weaver version.
     Version,
 }
 
 pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
-        Command::Status => {
+        Command::Status { format } => {
             let dir = single::registry_dir(&weaver_babysitter::data_dir()?);
-            let statuses: Vec<Status> = live_registrations(&dir)
+            let listed = live_registrations(&dir)
                 .into_iter()
-                .map(to_status)
+                .map(|r| status::Listed {
+                    pid: r.pid,
+                    has_status_server: false,
+                    status: to_status(r),
+                })
                 .collect();
-            let text =
-                status::render_status(&statuses, crate::now_micros(), status::color_enabled());
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
+            status::print(listed, format)?;
             Ok(Outcome::Ok)
         }
         Command::Version => {

@@ -24,6 +24,8 @@ use unicode_width::UnicodeWidthStr;
 
 use weaver_babysitter::Status;
 
+use super::order;
+
 /// Rounded outer corners, solid inner lines, no line between data rows.
 const STYLE: TableStyle = TableStyle::new()
     .top_border(LineStyle::new('╭', '─', '┬', '╮'))
@@ -73,13 +75,7 @@ struct Grid {
 /// dimmed. The text ends with a newline.
 pub(crate) fn render_status(deployments: &[Status], now_micros: i64, color: bool) -> String {
     let mut sorted: Vec<&Status> = deployments.iter().collect();
-    sorted.sort_by(|a, b| {
-        (a.app.as_str(), a.submitted_at, a.deployment_id.as_str()).cmp(&(
-            b.app.as_str(),
-            b.submitted_at,
-            b.deployment_id.as_str(),
-        ))
-    });
+    sorted.sort_by(|a, b| order::deployment(a).cmp(&order::deployment(b)));
     let mut out = String::new();
     deployments_grid(&sorted, now_micros).render(color, &mut out);
     components_grid(&sorted).render(color, &mut out);
@@ -146,8 +142,7 @@ fn deployments_grid(deployments: &[&Status], now_micros: i64) -> Grid {
                     },
                 ),
             ];
-            let elapsed = u64::try_from(now_micros.saturating_sub(d.submitted_at)).unwrap_or(0);
-            let age = format_age(Duration::from_micros(elapsed));
+            let age = format_age(order::age(d.submitted_at, now_micros));
             vec![plain(&d.app), id, plain(&age)]
         })
         .collect();
@@ -162,10 +157,10 @@ fn components_grid(deployments: &[&Status]) -> Grid {
     let mut rows = Vec::new();
     for d in deployments {
         let mut components: Vec<_> = d.components.iter().collect();
-        components.sort_by(|a, b| (&a.name, &a.group).cmp(&(&b.name, &b.group)));
+        components.sort_by(|a, b| order::component(a).cmp(&order::component(b)));
         for c in components {
             let mut replicas: Vec<_> = c.replicas.iter().collect();
-            replicas.sort_by(|a, b| (a.pid, &a.weavelet_id).cmp(&(b.pid, &b.weavelet_id)));
+            replicas.sort_by(|a, b| order::replica(a).cmp(&order::replica(b)));
             let pids: Vec<String> = replicas.iter().map(|r| r.pid.to_string()).collect();
             let ids: Vec<&str> = replicas.iter().map(|r| short_id(&r.weavelet_id)).collect();
             rows.push(vec![
@@ -194,7 +189,7 @@ fn listeners_grid(deployments: &[&Status]) -> Grid {
     let mut rows = Vec::new();
     for d in deployments {
         let mut listeners: Vec<_> = d.listeners.iter().collect();
-        listeners.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
+        listeners.sort_by(|a, b| order::listener(a).cmp(&order::listener(b)));
         for l in listeners {
             rows.push(vec![
                 plain(&d.app),

@@ -9,8 +9,10 @@ use weaver_babysitter::{
 };
 
 use super::client::{FetchError, fetch_status};
+use super::json::render_json;
 use super::live::{Liveness, check_liveness, live};
 use super::render::{format_age, id_color, palette, render_status, short_component, short_id};
+use super::{Format, Listed, format_listed};
 
 /// Bounds every network test: a hang fails instead of stalling the suite.
 const TEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -275,6 +277,152 @@ fn ids_shorten_to_eight_characters() {
     assert_eq!(short_id(HELLO_ID), "a4bba25b");
     assert_eq!(short_id("abc"), "abc");
     assert_eq!(short_id("ééééééééé"), "éééééééé");
+}
+
+// === JSON ===
+
+/// The fixture as `multi status` lists it: hello's babysitter is pid 4242,
+/// chat's 4343.
+fn listed() -> Vec<Listed> {
+    deployments()
+        .into_iter()
+        .zip([4242, 4343])
+        .map(|(status, pid)| Listed {
+            pid,
+            has_status_server: true,
+            status,
+        })
+        .collect()
+}
+
+const TWO_DEPLOYMENTS_JSON: &str = r#"{
+  "deployments": [
+    {
+      "app": "chat",
+      "deployment_id": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+      "started_at": "2023-11-14T20:13:16.000001Z",
+      "age_secs": 7203,
+      "pid": 4343,
+      "status_addr": "127.0.0.1:40002",
+      "components": [
+        {
+          "name": "chat::store::Cache",
+          "group": "chat::store::Cache",
+          "replicas": [
+            {
+              "pid": 42,
+              "weavelet_id": "feedface-0"
+            }
+          ]
+        },
+        {
+          "name": "weaver::Main",
+          "group": "weaver::Main",
+          "replicas": [
+            {
+              "pid": 7,
+              "weavelet_id": "aaaaaaaa-1"
+            },
+            {
+              "pid": 8,
+              "weavelet_id": "bbbbbbbb-2"
+            }
+          ]
+        }
+      ],
+      "listeners": [
+        {
+          "name": "admin",
+          "address": "127.0.0.1:9001"
+        },
+        {
+          "name": "api",
+          "address": "[::]:41619"
+        }
+      ]
+    },
+    {
+      "app": "hello",
+      "deployment_id": "a4bba25b-6312-4af1-beec-447c33b8e805",
+      "started_at": "2023-11-14T22:12:14.600000Z",
+      "age_secs": 65,
+      "pid": 4242,
+      "status_addr": "127.0.0.1:40001",
+      "components": [
+        {
+          "name": "hello::Reverser",
+          "group": "hello::Reverser",
+          "replicas": [
+            {
+              "pid": 695136,
+              "weavelet_id": "d0c0ffee-4444"
+            },
+            {
+              "pid": 695137,
+              "weavelet_id": "e1f2a3b4-5555"
+            }
+          ]
+        },
+        {
+          "name": "weaver::Main",
+          "group": "weaver::Main",
+          "replicas": [
+            {
+              "pid": 695110,
+              "weavelet_id": "0badcafe-1111"
+            },
+            {
+              "pid": 695111,
+              "weavelet_id": "12345678-aaaa"
+            }
+          ]
+        }
+      ],
+      "listeners": [
+        {
+          "name": "hello",
+          "address": "127.0.0.1:12345"
+        }
+      ]
+    }
+  ]
+}
+"#;
+
+#[test]
+fn json_lists_two_deployments_exactly_in_table_order() {
+    assert_eq!(render_json(&listed(), NOW), TWO_DEPLOYMENTS_JSON);
+}
+
+#[test]
+fn json_without_deployments_is_an_empty_list() {
+    assert_eq!(render_json(&[], NOW), "{\n  \"deployments\": []\n}\n");
+}
+
+#[test]
+fn json_of_a_single_process_run_has_no_status_addr() {
+    let mut run = listed().remove(0);
+    run.has_status_server = false;
+    run.status.submitted_at = NOW + 5_000_000;
+    let json: serde_json::Value = serde_json::from_str(&render_json(&[run], NOW)).unwrap();
+    let d = &json["deployments"][0];
+    assert_eq!(d["status_addr"], serde_json::Value::Null);
+    assert!(d.as_object().unwrap().contains_key("status_addr"));
+    // A clock ahead of ours is age 0, as in the tables.
+    assert_eq!(d["age_secs"], 0);
+    assert_eq!(d["pid"], 4242);
+}
+
+#[test]
+fn the_table_format_is_the_tables() {
+    assert_eq!(
+        format_listed(listed(), Format::Table, NOW, false),
+        TWO_DEPLOYMENTS
+    );
+    assert_eq!(
+        format_listed(listed(), Format::Json, NOW, false),
+        TWO_DEPLOYMENTS_JSON
+    );
 }
 
 // === server and client ===
