@@ -600,6 +600,12 @@ fn check_info(config: &Config, info: &WeaveletInfo) -> Result<(), Error> {
             app: info.protocol_version,
         });
     }
+    if !info.error.is_empty() {
+        return Err(Error::Refused {
+            binary: config.get_binary().to_owned(),
+            reason: info.error.clone(),
+        });
+    }
     let bad = |reason: String| Error::BadHandshake {
         binary: config.get_binary().to_owned(),
         reason,

@@ -108,6 +108,15 @@ pub enum Error {
         app: u32,
     },
 
+    /// The weavelet refused to run: its config does not match the binary.
+    #[error("{}: {reason}", .binary.display())]
+    Refused {
+        /// The configured binary.
+        binary: PathBuf,
+        /// The weavelet's reason, e.g. an unknown key in a component section.
+        reason: String,
+    },
+
     /// The weavelet's handshake reply is malformed.
     #[error("{} sent an invalid weaver handshake: {reason}", .binary.display())]
     BadHandshake {

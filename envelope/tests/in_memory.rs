@@ -77,6 +77,7 @@ async fn in_memory_child_speaks_the_same_protocol() {
             dial_addr: "unix:///tmp/x".into(),
             pid: 42,
             components: Vec::new(),
+            error: String::new(),
         };
         conn.send(WeaveletMsg {
             msg: Some(weavelet_msg::Msg::WeaveletInfo(info)),

@@ -8,24 +8,6 @@ use weaver_integration::{
     Deployment, TempDir, bins, config, exe_of, http_get, wait_gone, weaver_in,
 };
 
-/// Rows of a status table whose first cell is `app`, split into cells.
-fn table_rows(text: &str, title: &str) -> Vec<Vec<String>> {
-    let Some(start) = text.find(title) else {
-        return Vec::new();
-    };
-    text[start..]
-        .lines()
-        .skip(4)
-        .take_while(|l| l.starts_with('│'))
-        .map(|l| {
-            l.trim_matches('│')
-                .split('│')
-                .map(|c| c.trim().to_string())
-                .collect()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_runs_as_four_processes_and_reverser_calls_cross_processes() -> anyhow::Result<()> {
     let bins = bins();
@@ -52,28 +34,19 @@ async fn hello_runs_as_four_processes_and_reverser_calls_cross_processes() -> an
 
     // The status names the same processes: Main and Reverser in disjoint
     // pairs.
-    let out = d.weaver(&["multi", "status"]).await?;
-    let text = String::from_utf8(out.stdout)?;
-    let rows = table_rows(&text, "COMPONENTS");
-    let pids = |comp: &str| -> BTreeSet<u32> {
-        rows.iter()
-            .find(|r| r[2] == comp)
-            .map(|r| r[3].split(", ").filter_map(|p| p.parse().ok()).collect())
-            .unwrap_or_default()
-    };
-    let (main, reverser) = (pids("weaver::Main"), pids("hello::Reverser"));
-    assert_eq!(main.len(), 2, "{text}");
-    assert_eq!(reverser.len(), 2, "{text}");
-    assert!(main.is_disjoint(&reverser), "{text}");
+    let status = d.status().await?;
+    let (main, reverser) = (status.pids("weaver::Main"), status.pids("hello::Reverser"));
+    assert_eq!(main.len(), 2, "{status:?}");
+    assert_eq!(reverser.len(), 2, "{status:?}");
+    assert!(main.is_disjoint(&reverser), "{status:?}");
     let all: BTreeSet<u32> = main.union(&reverser).copied().collect();
     assert_eq!(all, kids.iter().copied().collect::<BTreeSet<_>>());
 
     // Every "reversing" entry was logged by a Reverser weavelet: the call
     // crossed from a Main process into a Reverser process.
-    let reverser_ids: BTreeSet<String> = rows
-        .iter()
-        .find(|r| r[2] == "hello::Reverser")
-        .map(|r| r[4].split(", ").map(str::to_string).collect())
+    let reverser_ids: BTreeSet<String> = status
+        .component("hello::Reverser")
+        .map(|c| c.replicas.iter().map(|r| r.weavelet_id.clone()).collect())
         .unwrap_or_default();
     let out = d
         .weaver(&["multi", "logs", "--format=json", r#"msg == "reversing""#])
@@ -82,7 +55,7 @@ async fn hello_runs_as_four_processes_and_reverser_calls_cross_processes() -> an
         .lines()
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l)
-                .map(|v| v["node"].as_str().unwrap_or("").to_string())
+                .map(|v| v["full_node"].as_str().unwrap_or("").to_string())
         })
         .collect::<Result<_, _>>()?;
     assert!(!nodes.is_empty());
@@ -145,21 +118,42 @@ async fn an_app_that_panics_before_the_handshake_is_a_clear_error() -> anyhow::R
     Ok(())
 }
 
-#[tokio::test]
-async fn an_app_that_panics_in_main_stops_the_deployment() -> anyhow::Result<()> {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_panics_in_main_is_restarted_with_backoff() -> anyhow::Result<()> {
+    // A replica that dies after its handshake is restarted, however soon it
+    // dies: only failures before the handshake are a crash loop.
     let probe = bins().bin("probe");
-    let text = config("probe", &probe, "env = [\"CRASH=main\"]");
-    let (code, stderr) = failing(&text, &[("RUST_BACKTRACE", "0")]).await?;
-    assert_eq!(code, 1, "{stderr}");
-    assert!(
-        stderr.contains("keeps crashing right after it starts"),
-        "{stderr}"
+    let text = config(
+        "probe",
+        &probe,
+        "env = [\"CRASH=main\", \"RUST_BACKTRACE=0\"]",
     );
-    // The report carries what the app said as it died.
+    let mut d = Deployment::start(&text.replace("\n\n", "\n")).await?;
+    d.stdout
+        .wait_until("three restarts", |lines| {
+            lines
+                .iter()
+                .filter(|l| l.contains("of group main restarted"))
+                .count()
+                >= 3
+        })
+        .await?;
+    let lines = d.stdout.all();
+    // Each crash is reported with what the app said as it died.
     assert!(
-        stderr.contains("probe: failing in main, as asked"),
-        "{stderr}"
+        lines
+            .iter()
+            .any(|l| l.contains("exited") && l.contains("probe: failing in main, as asked")),
+        "{lines:?}"
     );
+    assert!(
+        !lines.iter().any(|l| l.contains("keeps crashing")),
+        "{lines:?}"
+    );
+    let kids = d.children();
+    d.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(d.wait().await?, 130);
+    wait_gone(&kids, Duration::from_secs(5)).await?;
     Ok(())
 }
 

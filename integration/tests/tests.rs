@@ -4,6 +4,8 @@
 
 mod deps;
 mod examples;
+mod hygiene;
 mod lifecycle;
+mod multi_correctness;
 mod multi_deploy;
 mod operator;

@@ -25,8 +25,11 @@ pub trait Main: Send + Sync + 'static {}
 /// A reference to another component, filled in by the runtime.
 ///
 /// Declare one as a field of a component implementation
-/// (`reverser: Ref<dyn Reverser>`) and call through [`Ref::get`]. Whether
-/// the component runs in this process or another is the deployer's choice.
+/// (`reverser: Ref<dyn Reverser>`, with the component's trait, not its
+/// implementation) and call its methods directly
+/// (`self.reverser.reverse(&ctx, s)`): it dereferences to the generated
+/// client. Whether the component runs in this process or another is the
+/// deployer's choice.
 pub struct Ref<T: ?Sized + Interface> {
     client: T::Client,
 }
@@ -55,6 +58,11 @@ pub struct MethodInfo {
 /// It is implemented for `dyn Trait + 'a` for every `'a`: async code that
 /// holds a `Ref` across an await is checked for `Send` with erased
 /// lifetimes, which an impl for `'static` objects only would fail.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a component interface",
+    label = "not a `dyn Trait` of a `#[weaver::component]` trait",
+    note = "a reference names the component's trait, not its implementation: `Ref<dyn MyComponent>`"
+)]
 pub trait Interface {
     /// The generated client type `Ref::get` returns.
     type Client: Clone + Send + Sync + 'static;
@@ -89,13 +97,59 @@ pub trait Wrap<T> {
 pub trait Implementation: Sized + Send + Sync + 'static {
     /// The interface it implements.
     type Interface: ?Sized + Interface + Wrap<Self>;
-    /// Names of its listeners.
-    const LISTENERS: &'static [&'static str];
-    /// Full names of the components it holds references to.
-    const REFS: &'static [&'static str];
+    /// The fields the runtime fills (those not marked `#[weaver(default)]`).
+    const FIELDS: &'static [FieldInfo];
     /// Builds the implementation: fills references, listeners, config and
     /// logger, then runs its init hook.
     fn build(b: Builder) -> BoxFuture<'static, Result<Self>>;
+    /// Checks the component's config section without building anything.
+    fn check_config(b: &Builder) -> Result<()>;
+}
+
+/// A field of an implementation that the runtime fills.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldInfo {
+    /// The field's name, or the listener's name for a listener.
+    pub name: &'static str,
+    /// What it is.
+    pub kind: FieldKind,
+}
+
+/// What a filled field is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// A [`Ref`] to the named component.
+    Ref(&'static str),
+    /// A [`Listener`](crate::Listener).
+    Listener,
+    /// A [`Config`].
+    Config,
+    /// A [`Logger`].
+    Logger,
+}
+
+/// A field type the runtime knows how to fill. Implemented for [`Ref`],
+/// [`Listener`](crate::Listener), [`Config`] and [`Logger`]; the macro
+/// resolves every field through it, so what a field is follows from its
+/// type, not from its type's name.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a field weaver can fill",
+    label = "not a `Ref<dyn C>`, `Listener`, `Config<T>` or `Logger`",
+    note = "mark other fields `#[weaver(default)]` to fill them with `Default::default()`"
+)]
+pub trait Field: Sized + Send + Sync + 'static {
+    /// What the field is.
+    const KIND: FieldKind;
+    /// Fills the field `name` (the listener's name for a listener).
+    fn fill<'a>(b: &'a Builder, name: &'static str) -> BoxFuture<'a, Result<Self>>;
+    /// Checks the component's config section (only [`Config`] looks).
+    ///
+    /// # Errors
+    ///
+    /// A construction error naming the section, the key and the file.
+    fn check_config(_b: &Builder) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// One registered implementation, collected at link time.
@@ -106,14 +160,14 @@ pub struct Registration {
     pub methods: &'static [MethodInfo],
     /// Whether calls are routed.
     pub routed: bool,
-    /// Listener names.
-    pub listeners: &'static [&'static str],
-    /// Names of referenced components.
-    pub refs: &'static [&'static str],
+    /// The fields the runtime fills.
+    pub fields: &'static [FieldInfo],
     /// Name of the implementing type, for messages.
     pub impl_name: &'static str,
     /// Builds an instance.
     pub build: fn(Builder) -> BoxFuture<'static, Result<Instance>>,
+    /// Checks the component's config section.
+    pub check_config: fn(&Builder) -> Result<()>,
     /// Dispatches a call on an instance.
     pub dispatch: DispatchFn,
 }
@@ -162,6 +216,13 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 // === impl Ref ===
+
+impl<T: ?Sized + Interface> Deref for Ref<T> {
+    type Target = T::Client;
+    fn deref(&self) -> &T::Client {
+        &self.client
+    }
+}
 
 impl<T: ?Sized + Interface> Ref<T> {
     /// The client through which to call the component.
@@ -213,6 +274,29 @@ impl<T> Deref for Config<T> {
 // === impl Builder ===
 
 impl Builder {
+    pub(crate) fn new(runtime: Arc<dyn Runtime>, component: &'static str) -> Self {
+        Self { runtime, component }
+    }
+
+    /// Checks that the component, which has no [`Config`] field, has no
+    /// keys in its config section either.
+    pub(crate) fn check_no_config(&self) -> Result<()> {
+        let Some(section) = self.runtime.config_section(self.component) else {
+            return Ok(());
+        };
+        let keys = crate::config::section_keys(self.component, &section)?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+        Err(Error::construction(format!(
+            "{}: [\"{c}\"] sets {}, but component {c} takes no config (it has no weaver::Config field)",
+            section.file,
+            keys.join(", "),
+            c = self.component,
+        )))
+    }
+
     /// A reference to component `T`, resolved on first call.
     pub fn get_ref<T: ?Sized + Interface>(&self) -> Ref<T> {
         Ref::new(Handle::new(T::NAME, self.runtime.clone()))
@@ -317,12 +401,33 @@ impl Registration {
             name: <T::Interface as Interface>::NAME,
             methods: <T::Interface as Interface>::METHODS,
             routed: <T::Interface as Interface>::ROUTED,
-            listeners: T::LISTENERS,
-            refs: T::REFS,
+            fields: T::FIELDS,
             impl_name,
             build: build_instance::<T>,
+            check_config: T::check_config,
             dispatch: <T::Interface as Interface>::dispatch,
         }
+    }
+
+    /// Names of its listeners.
+    pub fn listeners(&self) -> impl Iterator<Item = &'static str> {
+        self.fields
+            .iter()
+            .filter(|f| f.kind == FieldKind::Listener)
+            .map(|f| f.name)
+    }
+
+    /// Full names of the components it holds references to.
+    pub fn refs(&self) -> impl Iterator<Item = &'static str> {
+        self.fields.iter().filter_map(|f| match f.kind {
+            FieldKind::Ref(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// Whether it has a [`Config`] field.
+    pub fn has_config(&self) -> bool {
+        self.fields.iter().any(|f| f.kind == FieldKind::Config)
     }
 }
 
@@ -339,6 +444,42 @@ impl fmt::Debug for Registration {
             .field("name", &self.name)
             .field("impl", &self.impl_name)
             .finish_non_exhaustive()
+    }
+}
+
+// === impl Field ===
+
+impl<T: ?Sized + Interface + 'static> Field for Ref<T> {
+    const KIND: FieldKind = FieldKind::Ref(T::NAME);
+    fn fill<'a>(b: &'a Builder, _name: &'static str) -> BoxFuture<'a, Result<Self>> {
+        Box::pin(std::future::ready(Ok(b.get_ref::<T>())))
+    }
+}
+
+impl Field for crate::Listener {
+    const KIND: FieldKind = FieldKind::Listener;
+    fn fill<'a>(b: &'a Builder, name: &'static str) -> BoxFuture<'a, Result<Self>> {
+        Box::pin(b.listener(name))
+    }
+}
+
+impl<T> Field for Config<T>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    const KIND: FieldKind = FieldKind::Config;
+    fn fill<'a>(b: &'a Builder, _name: &'static str) -> BoxFuture<'a, Result<Self>> {
+        Box::pin(std::future::ready(b.config()))
+    }
+    fn check_config(b: &Builder) -> Result<()> {
+        b.config::<T>().map(|_| ())
+    }
+}
+
+impl Field for Logger {
+    const KIND: FieldKind = FieldKind::Logger;
+    fn fill<'a>(b: &'a Builder, _name: &'static str) -> BoxFuture<'a, Result<Self>> {
+        Box::pin(std::future::ready(Ok(b.logger())))
     }
 }
 

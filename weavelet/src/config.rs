@@ -36,6 +36,10 @@ struct ListenerConfig {
 }
 
 /// Decodes a component's section into `T`, refusing unknown keys.
+///
+/// Unknown keys are reported before anything else (a typo also makes the
+/// intended key missing); every message names the file, the section and
+/// the key.
 pub(crate) fn decode_section<T: DeserializeOwned>(
     component: &str,
     section: Option<Section>,
@@ -44,31 +48,61 @@ pub(crate) fn decode_section<T: DeserializeOwned>(
         Some(s) => (s.text, s.file),
         None => (String::new(), "weaver.toml".to_string()),
     };
-    let where_ = || format!("config of component {component} in {file}");
+    let at = || format!("[\"{component}\"]");
     let de = toml::Deserializer::parse(&text)
-        .map_err(|e| Error::construction(format!("{}: {}", where_(), e.message())))?;
+        .map_err(|e| Error::construction(format!("{file}: {}: {}", at(), e.message())))?;
     let mut unknown = Vec::new();
     let mut track = serde_path_to_error::Track::new();
     let de = serde_path_to_error::Deserializer::new(de, &mut track);
-    let value: T =
-        serde_ignored::deserialize(de, |path| unknown.push(path.to_string())).map_err(|e| {
-            Error::construction(format!(
-                "{}: key \"{}\": {}",
-                where_(),
-                track.path(),
-                e.message()
-            ))
-        })?;
+    let value = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
     if !unknown.is_empty() {
         let keys: Vec<String> = unknown.iter().map(|k| format!("{k:?}")).collect();
         return Err(Error::construction(format!(
-            "{}: unknown key{} {}",
-            where_(),
+            "{file}: unknown key{} {} in {}",
             if keys.len() > 1 { "s" } else { "" },
-            keys.join(", ")
+            keys.join(", "),
+            at()
         )));
     }
-    Ok(value)
+    value.map_err(|e: toml::de::Error| {
+        let msg = e.message();
+        let path = track.path().to_string();
+        if let Some(field) = msg
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'))
+        {
+            let key = if path == "." {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
+            return Error::construction(format!(
+                "{file}: missing required key \"{key}\" in {}",
+                at()
+            ));
+        }
+        if path == "." {
+            Error::construction(format!("{file}: {}: {msg}", at()))
+        } else {
+            Error::construction(format!("{file}: key \"{path}\" in {}: {msg}", at()))
+        }
+    })
+}
+
+/// The top-level keys of a section.
+///
+/// # Errors
+///
+/// If the section is not valid TOML.
+pub(crate) fn section_keys(component: &str, section: &Section) -> Result<Vec<String>> {
+    let table: toml::Table = section.text.parse().map_err(|e: toml::de::Error| {
+        Error::construction(format!(
+            "{}: [\"{component}\"]: {}",
+            section.file,
+            e.message()
+        ))
+    })?;
+    Ok(table.keys().cloned().collect())
 }
 
 /// Reads the file named by `SERVICEWEAVER_CONFIG`, if set.
@@ -172,7 +206,7 @@ mod tests {
         assert!(err.is_construction());
         assert_eq!(
             err.message(),
-            "config of component hello::Greeter in /app/weaver.toml: unknown keys \"Greting\", \"extra\""
+            "/app/weaver.toml: unknown keys \"Greting\", \"extra\" in [\"hello::Greeter\"]"
         );
     }
 
@@ -181,14 +215,27 @@ mod tests {
         let err =
             decode_section::<Greeter>("hello::Greeter", section("Greeting = \"x\"\ntimes = \"3\""))
                 .unwrap_err();
-        let msg = err.message();
-        assert!(
-            msg.starts_with("config of component hello::Greeter in /app/weaver.toml:"),
-            "{msg}"
+        assert_eq!(
+            err.message(),
+            "/app/weaver.toml: key \"times\" in [\"hello::Greeter\"]: \
+             invalid type: string \"3\", expected u32"
         );
-        assert!(
-            msg.ends_with("key \"times\": invalid type: string \"3\", expected u32"),
-            "{msg}"
+    }
+
+    #[test]
+    fn a_typo_is_reported_as_the_unknown_key_not_as_the_missing_one() {
+        // `Greting` for `Greeting`: the required key is missing too, but the
+        // typo is what the user must see.
+        let err =
+            decode_section::<Greeter>("hello::Greeter", section("Greting = \"x\"")).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "/app/weaver.toml: unknown key \"Greting\" in [\"hello::Greeter\"]"
+        );
+        let err = decode_section::<Greeter>("hello::Greeter", section("times = 2")).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "/app/weaver.toml: missing required key \"Greeting\" in [\"hello::Greeter\"]"
         );
     }
 

@@ -80,10 +80,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub mod __private {
     pub use crate::BoxFuture;
     pub use crate::component::{
-        Builder, DispatchFn, Handle, Implementation, Instance, Interface, MethodInfo, Registration,
-        Target, Transport, Wrap,
+        Builder, DispatchFn, Field, FieldInfo, FieldKind, Handle, Implementation, Instance,
+        Interface, MethodInfo, Registration, Target, Transport, Wrap,
     };
     pub use crate::routing::route_key;
+    pub use crate::routing::{ArgAt, RouterArg, router_arg};
     pub use linkme;
     pub use serde;
 
@@ -120,6 +121,27 @@ pub mod __private {
         instance
             .downcast_ref::<T>()
             .ok_or_else(|| Error::internal("component instance of unexpected type"))
+    }
+
+    /// What the caller of `component.method` receives when its body
+    /// returned `e` (see [`Error`]'s docs).
+    pub fn returned_by(component: &str, method: &str, e: Error) -> Error {
+        Error::returned_by(component, method, e)
+    }
+
+    /// Runs a component's init hook: a failure is a construction error of
+    /// `component`, with the hook's error as its cause.
+    ///
+    /// # Errors
+    ///
+    /// If the hook fails.
+    pub async fn init(
+        component: &str,
+        hook: impl std::future::Future<Output = Result<()>>,
+    ) -> Result<()> {
+        hook.await.map_err(|e| {
+            Error::construction_caused_by(format!("component {component}: init failed"), e)
+        })
     }
 
     /// The error for a method index the component does not have.

@@ -26,6 +26,71 @@ pub fn route_key<K: Serialize>(key: Option<K>) -> Option<u64> {
     })
 }
 
+/// How a router method receives one argument of the component method it
+/// routes: by reference (`&T` for an argument of type `T`), or as `&str`
+/// for a `String` and `&[T]` for a `Vec<T>`.
+#[diagnostic::on_unimplemented(
+    message = "router argument `{Self}` does not match the component method's argument `{A}`",
+    label = "router methods take each argument of the method by reference: write `&{A}`",
+    note = "`&str` is also accepted for a `String` argument, and `&[T]` for a `Vec<T>`"
+)]
+pub trait RouterArg<'a, A: ?Sized>: Sized {
+    /// Borrows the argument.
+    fn from_arg(arg: &'a A) -> Self;
+}
+
+/// Borrows one argument for a router method as type `T`.
+pub fn router_arg<'a, T: RouterArg<'a, A>, A: ?Sized>(arg: &'a A) -> T {
+    T::from_arg(arg)
+}
+
+/// The type of argument `I` of a method's argument tuple, so the macro can
+/// name the type a router argument must borrow.
+pub trait ArgAt<const I: usize> {
+    /// The argument's type.
+    type Arg;
+}
+
+macro_rules! arg_at {
+    ($all:tt ; $($i:tt $t:ident),+) => {
+        $(arg_at!(@one $all $i $t);)+
+    };
+    (@one ($($all:ident),+) $i:tt $t:ident) => {
+        impl<$($all),+> ArgAt<$i> for ($($all,)+) {
+            type Arg = $t;
+        }
+    };
+}
+
+arg_at!((A0); 0 A0);
+arg_at!((A0, A1); 0 A0, 1 A1);
+arg_at!((A0, A1, A2); 0 A0, 1 A1, 2 A2);
+arg_at!((A0, A1, A2, A3); 0 A0, 1 A1, 2 A2, 3 A3);
+arg_at!((A0, A1, A2, A3, A4); 0 A0, 1 A1, 2 A2, 3 A3, 4 A4);
+arg_at!((A0, A1, A2, A3, A4, A5); 0 A0, 1 A1, 2 A2, 3 A3, 4 A4, 5 A5);
+arg_at!((A0, A1, A2, A3, A4, A5, A6); 0 A0, 1 A1, 2 A2, 3 A3, 4 A4, 5 A5, 6 A6);
+arg_at!((A0, A1, A2, A3, A4, A5, A6, A7); 0 A0, 1 A1, 2 A2, 3 A3, 4 A4, 5 A5, 6 A6, 7 A7);
+arg_at!((A0, A1, A2, A3, A4, A5, A6, A7, A8); 0 A0, 1 A1, 2 A2, 3 A3, 4 A4, 5 A5, 6 A6, 7 A7, 8 A8);
+arg_at!((A0, A1, A2, A3, A4, A5, A6, A7, A8, A9); 0 A0, 1 A1, 2 A2, 3 A3, 4 A4, 5 A5, 6 A6, 7 A7, 8 A8, 9 A9);
+
+impl<'a, A: ?Sized> RouterArg<'a, A> for &'a A {
+    fn from_arg(arg: &'a A) -> Self {
+        arg
+    }
+}
+
+impl<'a> RouterArg<'a, String> for &'a str {
+    fn from_arg(arg: &'a String) -> Self {
+        arg
+    }
+}
+
+impl<'a, T> RouterArg<'a, Vec<T>> for &'a [T] {
+    fn from_arg(arg: &'a Vec<T>) -> Self {
+        arg
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

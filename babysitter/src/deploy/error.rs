@@ -47,7 +47,8 @@ pub enum DeployError {
         /// How it exited.
         exit: String,
     },
-    /// A replica kept crashing right after starting.
+    /// Replacements of a replica kept failing before completing the
+    /// handshake (a replica that crashes while serving is restarted instead).
     #[error(
         "replica {replica} of group {group} keeps crashing right after it starts (last: {exit}); giving up"
     )]

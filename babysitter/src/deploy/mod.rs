@@ -65,7 +65,8 @@ pub(crate) struct Shared {
     socket_dir: PathBuf,
     handshake_timeout: Duration,
     registry: Registry,
-    logs: Mutex<LogOutput>,
+    /// Log output; its own threads write the store and the terminal.
+    logs: LogOutput,
     /// The first fatal error, once the deployment has failed.
     fatal: watch::Sender<Option<Arc<DeployError>>>,
     shutting_down: AtomicBool,
@@ -150,7 +151,7 @@ impl Shared {
         create_private_dir(&socket_dir)?;
         let registry = Registry::new(options.data_dir.join("multi").join("registry"))?;
         let store = weaver_logs::Writer::new(options.data_dir.join("logs"));
-        let logs = LogOutput::new(options.out, options.color, store);
+        let logs = LogOutput::new(options.out, options.color, store)?;
         Ok(Arc::new_cyclic(|this| Shared {
             this: this.clone(),
             config,
@@ -159,7 +160,7 @@ impl Shared {
             socket_dir,
             handshake_timeout: options.handshake_timeout,
             registry,
-            logs: Mutex::new(logs),
+            logs,
             fatal: watch::channel(None).0,
             shutting_down: AtomicBool::new(false),
             status: Mutex::new(None),
@@ -190,14 +191,18 @@ impl Shared {
         Ok(())
     }
 
-    /// Checks `colocate` and component sections against the components the
-    /// binary reported in its handshake.
+    /// Checks `colocate`, component sections and `[multi] listeners`
+    /// against the components the binary reported in its handshake.
     fn validate_against_binary(&self) -> Result<(), DeployError> {
-        let known = self.lock_state().known_components.clone();
+        let (known, listeners) = {
+            let st = self.lock_state();
+            (st.known_components.clone(), st.known_listeners.clone())
+        };
         if known.is_empty() {
             return Ok(());
         }
         self.config.validate_components(&known)?;
+        self.config.validate_listeners(&listeners)?;
         Ok(())
     }
 
@@ -213,7 +218,7 @@ impl Shared {
             text.push_str(&format!("│ {r:<width$} │\n"));
         }
         text.push_str(&format!("╰{bar}╯\n"));
-        self.lock_logs().write_raw(&text);
+        self.logs.write_raw(&text);
     }
 
     fn arc(&self) -> Option<Arc<Shared>> {
@@ -222,10 +227,6 @@ impl Shared {
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn lock_logs(&self) -> std::sync::MutexGuard<'_, LogOutput> {
-        self.logs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_status(&self) -> std::sync::MutexGuard<'_, Option<StatusServer>> {
@@ -266,10 +267,12 @@ impl Shared {
             attrs: vec!["serviceweaver/system".to_string(), String::new()],
             ..Default::default()
         };
-        self.lock_logs().write([entry]);
+        self.logs.write_system(entry);
     }
 
-    pub(crate) fn write_logs(&self, entries: Vec<LogEntry>) {
+    /// Queues a replica's log entries; waits while the log store is behind
+    /// (see [`logs`]), which slows that replica's pipe, never traffic.
+    pub(crate) async fn write_logs(&self, entries: Vec<LogEntry>) {
         {
             let mut tails = self.tails.lock().unwrap_or_else(|e| e.into_inner());
             for e in entries.iter().filter(|e| e.level == "stderr") {
@@ -280,7 +283,7 @@ impl Shared {
                 tail.push_back(e.msg.clone());
             }
         }
-        self.lock_logs().write(entries);
+        self.logs.write(entries).await;
     }
 
     /// Forgets and returns the stderr tail of a replica, as an indented
@@ -384,6 +387,15 @@ impl Shared {
             let mut st = self.lock_state();
             if st.known_components.is_empty() {
                 st.known_components = known;
+                let mut listeners: Vec<String> = envelope
+                    .info()
+                    .components
+                    .iter()
+                    .flat_map(|c| c.listeners.iter().cloned())
+                    .collect();
+                listeners.sort();
+                listeners.dedup();
+                st.known_listeners = listeners;
             }
             st.group_mut(group)
                 .components
@@ -614,7 +626,7 @@ impl Shared {
         if let Err(e) = std::fs::remove_dir_all(&self.socket_dir) {
             tracing::debug!(error = %e, "cannot remove the runtime directory");
         }
-        self.lock_logs().flush();
+        self.logs.flush().await;
     }
 }
 

@@ -25,6 +25,9 @@ pub(crate) struct State {
     pub(crate) proxies: HashMap<String, ProxyCell>,
     /// Components the binary declares (from the first handshake).
     pub(crate) known_components: Vec<String>,
+    /// Every listener the binary's components declare, from the first
+    /// handshake.
+    pub(crate) known_listeners: Vec<String>,
 }
 
 /// A colocation group.

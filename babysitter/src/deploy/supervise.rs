@@ -9,11 +9,19 @@ use weaver_envelope::Envelope;
 use super::{DeployError, Shared};
 use crate::RestartPolicy;
 
-/// A replica that exits sooner than this after starting "crashed at start".
-const CRASH_WINDOW: Duration = Duration::from_secs(2);
+/// A replica that exits sooner than this after its handshake crashed
+/// "quickly": each consecutive quick crash doubles the pause before the
+/// next restart.
+const QUICK_CRASH: Duration = Duration::from_secs(2);
 
-/// Consecutive crashes at start before the deployment gives up.
-const MAX_CRASHES: u32 = 3;
+/// Consecutive replacements that fail before completing the handshake
+/// before the deployment gives up. Only those are a crash loop: a replica
+/// that crashes while serving (a request that kills it, say) is restarted
+/// with backoff for as long as it takes, and its callers get errors.
+const MAX_FAILED_STARTS: u32 = 3;
+
+/// The longest pause between restarts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Starts every replica of `group` at once, then supervises each.
 pub(super) async fn start_group(shared: Arc<Shared>, group: String) -> Result<(), DeployError> {
@@ -52,7 +60,7 @@ pub(super) async fn start_group(shared: Arc<Shared>, group: String) -> Result<()
 
 /// Watches replica `index` of `group`; restarts it when it dies.
 async fn supervise(shared: Arc<Shared>, group: String, index: u32, mut env: Arc<Envelope>) {
-    let mut crashes = 0;
+    let mut quick_crashes = 0;
     loop {
         let started = Instant::now();
         let pid = env.pid();
@@ -79,12 +87,12 @@ async fn supervise(shared: Arc<Shared>, group: String, index: u32, mut env: Arc<
             });
             return;
         }
-        crashes = if started.elapsed() < CRASH_WINDOW {
-            crashes + 1
+        quick_crashes = if started.elapsed() < QUICK_CRASH {
+            quick_crashes + 1
         } else {
             0
         };
-        match restart(&shared, &group, index, &mut crashes, &exit).await {
+        match restart(&shared, &group, index, quick_crashes, &exit).await {
             Some(new) => env = new,
             None => return,
         }
@@ -93,25 +101,30 @@ async fn supervise(shared: Arc<Shared>, group: String, index: u32, mut env: Arc<
 
 /// Starts a replacement with backoff; `None` if the deployment gave up or
 /// is shutting down.
+///
+/// `quick_crashes` counts the consecutive replicas that died soon after
+/// their handshake; it sets the first pause. Replacements that fail before
+/// the handshake add to it, and [`MAX_FAILED_STARTS`] of them in a row stop
+/// the deployment.
 async fn restart(
     shared: &Arc<Shared>,
     group: &str,
     index: u32,
-    crashes: &mut u32,
+    quick_crashes: u32,
     exit: &str,
 ) -> Option<Arc<Envelope>> {
+    let mut failed_starts = 0;
+    let mut last = exit.to_string();
     loop {
-        if *crashes >= MAX_CRASHES {
+        if failed_starts >= MAX_FAILED_STARTS {
             shared.fail(DeployError::CrashLoop {
                 group: group.to_string(),
                 replica: index,
-                exit: exit.to_string(),
+                exit: last,
             });
             return None;
         }
-        // 50 ms, 100 ms, 200 ms, ...
-        let pause = Duration::from_millis(50) * 2u32.pow((*crashes).min(6));
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep(backoff(quick_crashes + failed_starts)).await;
         if shared.is_shutting_down() {
             return None;
         }
@@ -127,17 +140,21 @@ async fn restart(
                 return Some(env);
             }
             Err(e) => {
+                last = super::handler::error_chain(&e);
                 shared.system_log(
                     "error",
-                    &format!(
-                        "restarting replica {index} of group {group}: {}",
-                        super::handler::error_chain(&e)
-                    ),
+                    &format!("restarting replica {index} of group {group}: {last}"),
                 );
-                *crashes += 1;
+                failed_starts += 1;
             }
         }
     }
+}
+
+/// The pause before a restart after `n` consecutive quick failures:
+/// 50 ms, 100 ms, 200 ms, ... up to [`MAX_BACKOFF`].
+fn backoff(n: u32) -> Duration {
+    (Duration::from_millis(50) * 2u32.pow(n.min(7))).min(MAX_BACKOFF)
 }
 
 /// Stops children: SIGTERM, then SIGKILL for whatever is left after `grace`.
@@ -158,5 +175,18 @@ pub(super) async fn stop_all(envelopes: &[Arc<Envelope>], grace: Duration) {
         .is_err()
     {
         tracing::error!("some children did not exit after SIGKILL");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_millis(50));
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(3), Duration::from_millis(400));
+        assert_eq!(backoff(40), MAX_BACKOFF);
     }
 }

@@ -162,6 +162,7 @@ fn info(version: u32) -> WeaveletInfo {
         dial_addr: "tcp://127.0.0.1:1".into(),
         pid: i64::from(std::process::id()),
         components: Vec::new(),
+        error: String::new(),
     }
 }
 

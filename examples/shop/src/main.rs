@@ -101,6 +101,7 @@ impl CacheRouter {
 struct CacheImpl {
     logger: Logger,
     /// The keys routed to this replica.
+    #[weaver(default)]
     entries: Mutex<HashMap<String, String>>,
 }
 
@@ -165,6 +166,7 @@ pub(crate) struct Stock {
 struct InventoryImpl {
     logger: Logger,
     /// Items to units left, filled by `init`.
+    #[weaver(default)]
     stock: Mutex<HashMap<String, u32>>,
 }
 

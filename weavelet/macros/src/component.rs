@@ -23,6 +23,9 @@ struct Method {
     ret: Type,
     ok_ty: Type,
     retriable: bool,
+    /// `#[weaver(unrouted)]`: the router has no method for it; calls go to
+    /// any replica.
+    unrouted: bool,
 }
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -105,11 +108,11 @@ fn check_method(f: &TraitItemFn) -> syn::Result<Method> {
             "component methods cannot have a default body",
         ));
     }
-    let retriable = match method_options(&f.attrs) {
+    let (retriable, unrouted) = match method_options(&f.attrs) {
         Ok(r) => r,
         Err(e) => {
             errors.push(e);
-            true
+            (true, false)
         }
     };
     let (ret, ok_ty) = match check_return(&sig.output, &sig.ident) {
@@ -144,23 +147,28 @@ fn check_method(f: &TraitItemFn) -> syn::Result<Method> {
         ret,
         ok_ty,
         retriable,
+        unrouted,
     })
 }
 
-/// Reads `#[weaver(not_retriable)]`; returns whether the method is retriable.
-fn method_options(attrs: &[syn::Attribute]) -> syn::Result<bool> {
-    let mut retriable = true;
+/// Reads `#[weaver(not_retriable, unrouted)]`; returns (retriable,
+/// unrouted).
+fn method_options(attrs: &[syn::Attribute]) -> syn::Result<(bool, bool)> {
+    let (mut retriable, mut unrouted) = (true, false);
     for attr in attrs.iter().filter(|a| a.path().is_ident("weaver")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("not_retriable") {
                 retriable = false;
                 Ok(())
+            } else if meta.path.is_ident("unrouted") {
+                unrouted = true;
+                Ok(())
             } else {
-                Err(meta.error("unknown method option; expected `not_retriable`"))
+                Err(meta.error("unknown method option; expected `not_retriable` or `unrouted`"))
             }
         })?;
     }
-    Ok(retriable)
+    Ok((retriable, unrouted))
 }
 
 fn check_return(output: &ReturnType, name: &Ident) -> syn::Result<(Type, Type)> {
@@ -335,6 +343,7 @@ fn gen_client(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream
     let inherent = methods.iter().enumerate().map(|(i, m)| {
         let index = i as u32;
         let (mattrs, mname, ret, ok_ty) = (&m.attrs, &m.name, &m.ret, &m.ok_ty);
+        let mname_str = mname.to_string();
         let args = m.args.iter().map(|(a, t)| quote!(#a: #t));
         let names: Vec<_> = m.args.iter().map(|(a, _)| a).collect();
         let key = route_expr(opts, tr, m);
@@ -349,7 +358,13 @@ fn gen_client(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream
                 match self.handle.resolve().await? {
                     #krate::__private::Target::Local(instance) => {
                         let obj = #krate::__private::downcast::<::std::sync::Arc<dyn #erased>>(instance)?;
-                        obj.#mname(ctx, #(#names),*).await
+                        obj.#mname(ctx, #(#names),*).await.map_err(|e| {
+                            #krate::__private::returned_by(
+                                <dyn #name as #krate::__private::Interface>::NAME,
+                                #mname_str,
+                                e,
+                            )
+                        })
                     }
                     #krate::__private::Target::Remote(transport) => {
                         let args = (#(#names,)*);
@@ -400,7 +415,7 @@ fn gen_client(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream
 /// The expression computing a call's routing key (`Option<u64>`).
 fn route_expr(opts: &Options, tr: &ItemTrait, m: &Method) -> TokenStream {
     let krate = &opts.krate;
-    let Some(router) = &opts.router else {
+    let Some(router) = opts.router.as_ref().filter(|_| !m.unrouted) else {
         return quote!(::core::option::Option::None);
     };
     let routing = format_ident!("{}", util::routing_name(&tr.ident));
@@ -428,6 +443,7 @@ fn gen_interface(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStr
     let arms = methods.iter().enumerate().map(|(i, m)| {
         let index = i as u32;
         let mname = &m.name;
+        let mname_str = mname.to_string();
         let names: Vec<_> = m.args.iter().map(|(a, _)| a).collect();
         let decodes = m.args.iter().map(|(a, t)| {
             quote_spanned! {t.span()=>
@@ -445,7 +461,13 @@ fn gen_interface(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStr
                 let mut dec = #krate::__private::ArgsDecoder::new(args);
                 #(#decodes)*
                 ::std::boxed::Box::pin(async move {
-                    let out = obj.#mname(&ctx, #(#names),*).await?;
+                    let out = obj.#mname(&ctx, #(#names),*).await.map_err(|e| {
+                        #krate::__private::returned_by(
+                            <dyn #name as #krate::__private::Interface>::NAME,
+                            #mname_str,
+                            e,
+                        )
+                    })?;
                     #encode_out
                 })
             }
@@ -508,12 +530,16 @@ fn gen_routing(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStrea
             #[allow(non_camel_case_types)]
             #vis type #alias = (#(#tys,)*);
         });
+        if m.unrouted {
+            continue;
+        }
+        // No default: a router that lacks a method does not compile
+        // ("not all trait items implemented, missing: `method`"), unless the
+        // method is marked `#[weaver(unrouted)]`.
         let mname = &m.name;
         decls.push(quote! {
             #[doc(hidden)]
-            fn #mname(&self, _: &#krate::Context, _: &#alias) -> ::core::option::Option<Self::Key> {
-                ::core::option::Option::None
-            }
+            fn #mname(&self, _: &#krate::Context, _: &#alias) -> ::core::option::Option<Self::Key>;
         });
     }
     let check = quote_spanned! {router.span()=>

@@ -9,7 +9,8 @@ use crate::util::{self, Errors};
 
 struct RouterMethod {
     name: syn::Ident,
-    arity: usize,
+    /// The argument types after the context, as written.
+    args: Vec<Type>,
     key: Type,
 }
 
@@ -22,9 +23,9 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             "#[weaver::router] goes on an inherent impl block (`impl MyRouter { ... }`)",
         ));
     }
-    // Mismatched methods are reported and left out; the rest still get
+    // Mismatched methods are reported and stubbed out; the rest still get
     // their impl, so one mistake gives one error.
-    let (methods, errors) = check_methods(&imp);
+    let (methods, bad, errors) = check_methods(&imp);
     let errors = errors.finish().err().map(syn::Error::into_compile_error);
     let self_ty = &imp.self_ty;
     let routing = util::sibling(&component, util::routing_name);
@@ -35,11 +36,31 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let wrappers = methods.iter().map(|m| {
         let mname = &m.name;
         let alias = util::sibling(&component, |c| util::args_alias_name(c, mname));
-        let vars: Vec<_> = (0..m.arity).map(|i| format_ident!("__a{}", i)).collect();
+        let vars: Vec<_> = (0..m.args.len()).map(|i| format_ident!("__a{}", i)).collect();
+        // Each argument goes through `RouterArg`, so a type that does not
+        // match the method's (by reference) is one error at that type.
+        let borrows = m.args.iter().zip(&vars).enumerate().map(|(i, (t, v))| {
+            let t = without_lifetimes(t);
+            quote_spanned! {t.span()=>
+                let #v = #krate::__private::router_arg::<
+                    #t,
+                    <#alias as #krate::__private::ArgAt<#i>>::Arg,
+                >(#v);
+            }
+        });
         quote_spanned! {mname.span()=>
             fn #mname(&self, ctx: &#krate::Context, args: &#alias) -> ::core::option::Option<Self::Key> {
                 let (#(#vars,)*) = args;
+                #(#borrows)*
                 ::core::option::Option::Some(<#self_ty>::#mname(self, ctx, #(#vars),*))
+            }
+        }
+    });
+    let stubs = bad.iter().map(|mname| {
+        let alias = util::sibling(&component, |c| util::args_alias_name(c, mname));
+        quote! {
+            fn #mname(&self, _: &#krate::Context, _: &#alias) -> ::core::option::Option<Self::Key> {
+                ::core::option::Option::None
             }
         }
     });
@@ -49,6 +70,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         impl #routing for #self_ty {
             type Key = #key;
             #(#wrappers)*
+            #(#stubs)*
         }
 
         #errors
@@ -79,9 +101,12 @@ fn parse_options(attr: TokenStream) -> syn::Result<(Path, Path)> {
     Ok((component, krate))
 }
 
-fn check_methods(imp: &ItemImpl) -> (Vec<RouterMethod>, Errors) {
+/// The well-formed router methods, the names of the others, and what is
+/// wrong with them.
+fn check_methods(imp: &ItemImpl) -> (Vec<RouterMethod>, Vec<syn::Ident>, Errors) {
     let mut errors = Errors::default();
     let mut methods: Vec<RouterMethod> = Vec::new();
+    let mut bad = Vec::new();
     for item in &imp.items {
         let ImplItem::Fn(f) = item else { continue };
         let sig = &f.sig;
@@ -92,6 +117,7 @@ fn check_methods(imp: &ItemImpl) -> (Vec<RouterMethod>, Errors) {
                     sig.ident.span(),
                     "router methods return the routing key",
                 ));
+                bad.push(sig.ident.clone());
                 continue;
             }
         };
@@ -101,6 +127,7 @@ fn check_methods(imp: &ItemImpl) -> (Vec<RouterMethod>, Errors) {
                 sig.ident.span(),
                 "router methods take `&self`, a `&weaver::Context` and the method's arguments",
             ));
+            bad.push(sig.ident.clone());
             continue;
         }
         if let Some(first) = methods.first().filter(|f| !same_type(&f.key, &key)) {
@@ -114,15 +141,37 @@ fn check_methods(imp: &ItemImpl) -> (Vec<RouterMethod>, Errors) {
                     quote!(#key)
                 ),
             ));
+            bad.push(sig.ident.clone());
             continue;
         }
+        let args = sig
+            .inputs
+            .iter()
+            .skip(2)
+            .filter_map(|a| match a {
+                FnArg::Typed(pt) => Some((*pt.ty).clone()),
+                FnArg::Receiver(_) => None,
+            })
+            .collect();
         methods.push(RouterMethod {
             name: sig.ident.clone(),
-            arity: sig.inputs.len() - 2,
+            args,
             key,
         });
     }
-    (methods, errors)
+    (methods, bad, errors)
+}
+
+/// `ty` with the lifetimes of its outer references elided, so it can be
+/// named inside the generated method.
+fn without_lifetimes(ty: &Type) -> Type {
+    let mut ty = ty.clone();
+    let mut t = &mut ty;
+    while let Type::Reference(r) = t {
+        r.lifetime = None;
+        t = &mut *r.elem;
+    }
+    ty
 }
 
 /// Whether two types are spelled the same.

@@ -321,7 +321,7 @@ impl Inner {
                 }
                 Kind::Error => {
                     replies += 1;
-                    self.complete(frame.id, Err(decode_error(frame.body)));
+                    self.complete(frame.id, Err(Error::from_wire(frame.body)));
                 }
                 Kind::Version => {}
                 Kind::Request | Kind::Cancel => {
@@ -462,11 +462,4 @@ async fn yield_once() {
         }
     })
     .await;
-}
-
-fn decode_error(body: &[u8]) -> Error {
-    match body.split_first() {
-        Some((code, msg)) => Error::from_wire(*code, String::from_utf8_lossy(msg).into_owned()),
-        None => Error::remote("malformed error reply"),
-    }
 }

@@ -295,10 +295,7 @@ fn send_reply(writer: &Arc<Writer>, id: u64, result: Result<Vec<u8>>) {
     // A failed write ends the connection; its reader sees that.
     let _ = match result {
         Ok(bytes) => writer.send(Kind::Response, id, &[&bytes]),
-        Err(e) => {
-            let (code, msg) = e.to_wire();
-            writer.send(Kind::Error, id, &[&[code], msg.as_bytes()])
-        }
+        Err(e) => writer.send(Kind::Error, id, &[&e.to_wire()]),
     };
 }
 

@@ -22,6 +22,7 @@ pub(crate) trait Calc {
     async fn boom(&self, ctx: &Context) -> Result<()>;
     #[weaver(not_retriable)]
     async fn nothing(&self, ctx: &Context) -> Result<()>;
+    async fn nested(&self, ctx: &Context) -> Result<()>;
 }
 
 struct CalcImpl {
@@ -74,6 +75,11 @@ impl Calc for CalcImpl {
     }
     async fn nothing(&self, _ctx: &Context) -> Result<()> {
         Ok(())
+    }
+    async fn nested(&self, _ctx: &Context) -> Result<()> {
+        // What a body sees when a call it makes fails in transit, returned
+        // with `?`.
+        Err(Error::remote("connection to the ledger replica closed"))
     }
 }
 
@@ -174,6 +180,26 @@ async fn remote_calls_match_local_calls_errors_included() {
     let overflow = remote.add(&ctx, i64::MAX, 1).await.unwrap_err();
     assert!(overflow.is_application());
     assert_eq!(overflow.message(), "overflow");
+}
+
+#[tokio::test]
+async fn an_error_a_body_returns_is_never_a_transport_error_of_its_call() {
+    let (local, remote) = clients(CalcImpl::new().0);
+    let ctx = Context::new();
+    let (l, r) = (
+        local.nested(&ctx).await.unwrap_err(),
+        remote.nested(&ctx).await.unwrap_err(),
+    );
+    for e in [&l, &r] {
+        // Not remote, so no caller retries it; the cause stays visible.
+        assert!(e.is_application() && !e.is_remote(), "{e:?}");
+        assert!(e.caused_by_remote(), "{e:?}");
+        assert_eq!(
+            format!("{e:?}"),
+            "a call made by weaver::rpc::tests::Calc.nested failed: \
+             remote call error: connection to the ledger replica closed"
+        );
+    }
 }
 
 #[tokio::test]

@@ -6,18 +6,21 @@
 //! request  := method_key:u64le deadline_us:u64le args   (kind 1; deadline relative, 0 = none)
 //! response := result bytes                         (kind 2)
 //! error    := code:u8 message                      (kind 3)
+//!           | (code|0x80):u8 len:u32le message error   (a cause follows)
 //! cancel   := (empty)                              (kind 4)
 //! ```
 //!
 //! Method keys are 64-bit hashes of `"<component>.<method>"`. Application
 //! errors travel in error frames with their kind, so they arrive as
 //! application errors; everything else that fails over there arrives as a
-//! remote error.
+//! remote error. An error a method body returned travels with its causes
+//! (version 2), so a nested call's transport failure stays visible without
+//! making the outer call look failed in transit.
 
 use bytes::{Buf, Bytes};
 
 /// Version of the RPC protocol.
-pub(crate) const RPC_VERSION: u32 = 1;
+pub(crate) const RPC_VERSION: u32 = 2;
 
 /// Largest frame accepted: 100 MiB, as in Service Weaver.
 pub(crate) const MAX_FRAME: usize = 100 << 20;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use crate::component::{Implementation, Main, Registration, Target};
+use crate::component::{Builder, Implementation, Main, Registration, Target};
 use crate::config::Section;
 use crate::logger::LogSink;
 use crate::{BoxFuture, Context, Error, Listener, Result};
@@ -20,6 +20,7 @@ mod instances;
 mod pipes;
 mod remote;
 mod single;
+mod sink;
 
 /// What components need from the process they run in.
 pub(crate) trait Runtime: Send + Sync + 'static {
@@ -83,6 +84,25 @@ where
     Ok(&**Box::leak(Box::new(main)))
 }
 
+/// Checks every component's config section against the component's config
+/// type before anything is built, so a typo stops the app when it starts,
+/// not at its first call.
+///
+/// # Errors
+///
+/// A construction error naming the file, the section and the key.
+fn check_configs(registry: &Registry, runtime: &Arc<dyn Runtime>) -> Result<()> {
+    for reg in registry.all() {
+        let b = Builder::new(runtime.clone(), reg.name);
+        if reg.has_config() {
+            (reg.check_config)(&b)?;
+        } else {
+            b.check_no_config()?;
+        }
+    }
+    Ok(())
+}
+
 /// The registered implementations, by component name.
 pub(crate) struct Registry {
     by_name: HashMap<&'static str, &'static Registration>,
@@ -124,6 +144,14 @@ impl Registry {
                  name that crate in the binary, e.g. `use that_crate as _;`)"
             ))
         })
+    }
+
+    /// Every listener name the binary declares, sorted.
+    pub(crate) fn listeners(&self) -> Vec<&'static str> {
+        let mut all: Vec<_> = self.by_name.values().flat_map(|r| r.listeners()).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
     /// Every registration, sorted by name.

@@ -14,14 +14,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use weaver_proto::runtime::{
     ActivateComponentRequest, ComponentInfo, EnvelopeMsg, ExportListenerRequest, GetHealthReply,
-    GetListenerAddressRequest, GetLoadReply, GetMetricsReply, HealthStatus, LogEntry,
-    LogEntryBatch, UpdateComponentsReply, UpdateRoutingInfoReply, WeaveletArgs, WeaveletInfo,
-    WeaveletMsg, envelope_msg, weavelet_msg,
+    GetListenerAddressRequest, GetLoadReply, GetMetricsReply, HealthStatus, UpdateComponentsReply,
+    UpdateRoutingInfoReply, WeaveletArgs, WeaveletInfo, WeaveletMsg, envelope_msg, weavelet_msg,
 };
 use weaver_proto::{Conn, ConnError, Incoming, MAX_FRAME_LEN, PROTOCOL_VERSION};
 
 use super::balancer::{Balancer, Pool, Routing};
 use super::instances::Instances;
+use super::sink::PipeSink;
 use super::{Registry, Runtime, pipes};
 use crate::component::{Implementation, Instance, Main, Registration, Target};
 use crate::config::Section;
@@ -63,24 +63,6 @@ struct Served {
     instance: OnceLock<Instance>,
 }
 
-/// Sends log entries up the pipe, batching what accumulates while the
-/// previous batch is being sent.
-struct PipeSink {
-    app: String,
-    deployment: String,
-    node: String,
-    tx: tokio::sync::mpsc::UnboundedSender<SinkMsg>,
-}
-
-enum SinkMsg {
-    Entry(LogEntry),
-    /// Acknowledged once every entry before it is handed to the pipe.
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-/// Most entries in one batch.
-const MAX_BATCH: usize = 1024;
-
 pub(super) async fn run<M, F, Fut>(f: F) -> Result<()>
 where
     M: Implementation<Interface = dyn Main>,
@@ -92,12 +74,28 @@ where
     let (conn, mut incoming) = EnvConn::new(rx, tx, MAX_FRAME_LEN);
     let args = handshake(&conn, &mut incoming).await?;
     let rt = Remote::new(conn.clone(), args, registry);
+    let runtime: Arc<dyn Runtime> = rt.clone();
+    if let Err(e) = super::check_configs(registry, &runtime) {
+        // Refuse before serving anything; the deployer reports why.
+        send_info(
+            &conn,
+            WeaveletInfo {
+                protocol_version: PROTOCOL_VERSION,
+                pid: i64::from(std::process::id()),
+                error: e.message().to_string(),
+                ..Default::default()
+            },
+        )?;
+        let _ = conn.flush().await;
+        return Err(e);
+    }
     let dial_addr = rt.serve_rpc().await?;
     let info = WeaveletInfo {
         protocol_version: PROTOCOL_VERSION,
         dial_addr,
         pid: i64::from(std::process::id()),
         components: registry.all().iter().map(|r| component_info(r)).collect(),
+        error: String::new(),
     };
     send_info(&conn, info)?;
     tokio::spawn(rt.clone().serve_envelope(incoming));
@@ -184,8 +182,8 @@ fn component_info(r: &Registration) -> ComponentInfo {
         name: r.name.to_string(),
         methods: r.methods.iter().map(|m| m.name.to_string()).collect(),
         routed: r.routed,
-        listeners: r.listeners.iter().map(|l| l.to_string()).collect(),
-        refs: r.refs.iter().map(|c| c.to_string()).collect(),
+        listeners: r.listeners().map(str::to_string).collect(),
+        refs: r.refs().map(str::to_string).collect(),
     }
 }
 
@@ -204,14 +202,7 @@ impl Remote {
             }
             served.insert(reg.name, s);
         }
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(send_batches(conn.clone(), rx));
-        let sink = Arc::new(PipeSink {
-            app: args.app.clone(),
-            deployment: args.deployment_id.clone(),
-            node: args.id.clone(),
-            tx,
-        });
+        let sink = Arc::new(PipeSink::new(conn.clone(), &args));
         Arc::new_cyclic(|this| Remote {
             this: this.clone(),
             conn,
@@ -490,67 +481,5 @@ impl Dispatcher for Remote {
             let instance = this?.instance(reg.name).await?;
             (reg.dispatch)(&instance, ctx, method, &args).await
         })
-    }
-}
-
-impl PipeSink {
-    fn system_error(&self, component: &str, e: &Error) {
-        self.log(LogEntry {
-            component: component.to_string(),
-            time_micros: crate::logger::now_micros(),
-            level: "error".to_string(),
-            line: -1,
-            msg: e.to_string(),
-            attrs: vec!["serviceweaver/system".to_string(), String::new()],
-            ..Default::default()
-        });
-    }
-}
-
-impl PipeSink {
-    /// Waits until every entry logged so far is handed to the pipe.
-    async fn flush(&self) {
-        let (ack, done) = tokio::sync::oneshot::channel();
-        if self.tx.send(SinkMsg::Flush(ack)).is_ok() {
-            let _ = done.await;
-        }
-    }
-}
-
-impl LogSink for PipeSink {
-    fn log(&self, mut entry: LogEntry) {
-        entry.app.clone_from(&self.app);
-        entry.version.clone_from(&self.deployment);
-        entry.node.clone_from(&self.node);
-        let _ = self.tx.send(SinkMsg::Entry(entry));
-    }
-}
-
-/// Sends queued entries as `LogEntryBatch` messages until the sink is gone.
-async fn send_batches(conn: EnvConn, mut rx: tokio::sync::mpsc::UnboundedReceiver<SinkMsg>) {
-    while let Some(first) = rx.recv().await {
-        let mut entries = Vec::new();
-        let mut acks = Vec::new();
-        let mut next = Some(first);
-        while let Some(msg) = next {
-            match msg {
-                SinkMsg::Entry(e) => entries.push(e),
-                SinkMsg::Flush(ack) => acks.push(ack),
-            }
-            next = if entries.len() < MAX_BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        if !entries.is_empty() {
-            let _ = conn.send(WeaveletMsg {
-                msg: Some(weavelet_msg::Msg::LogEntryBatch(LogEntryBatch { entries })),
-                ..Default::default()
-            });
-        }
-        for ack in acks {
-            let _ = ack.send(());
-        }
     }
 }

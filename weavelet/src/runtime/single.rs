@@ -41,8 +41,9 @@ where
     Fut: Future<Output = Result<()>>,
 {
     let rt = Single::new(config::load_single()?)?;
-    print_banner(&rt.sink.app, &rt.sink.deployment);
     let runtime: Arc<dyn Runtime> = rt.clone();
+    rt.check_against_binary(&runtime)?;
+    print_banner(&rt.sink.app, &rt.sink.deployment);
     let main = super::build_main::<M>(&rt.instances, runtime).await?;
     rt.announcer
         .component(<dyn Main as crate::component::Interface>::NAME);
@@ -68,6 +69,43 @@ impl Single {
             sink,
             instances: Instances::default(),
         }))
+    }
+
+    /// Checks the config file against the binary before anything starts:
+    /// its component sections name components the binary has and decode
+    /// into their config types, and its listeners are declared by some
+    /// component (as the Go tool checks: "listener X specified in the config
+    /// not found in the binary").
+    fn check_against_binary(&self, runtime: &Arc<dyn Runtime>) -> Result<()> {
+        let registry = Registry::get()?;
+        let file = match &self.config.file {
+            Some(p) => p.display().to_string(),
+            None => return Ok(()),
+        };
+        let names: Vec<&str> = registry.all().iter().map(|r| r.name).collect();
+        if let Some(unknown) = self
+            .config
+            .sections
+            .keys()
+            .find(|s| !names.contains(&s.as_str()))
+        {
+            return Err(Error::construction(format!(
+                "{file}: section [\"{unknown}\"] names no component of the binary (components: {})",
+                names.join(", ")
+            )));
+        }
+        let declared = registry.listeners();
+        if let Some(unknown) = self
+            .config
+            .listeners
+            .keys()
+            .find(|l| !declared.contains(&l.as_str()))
+        {
+            return Err(Error::construction(unknown_listener(
+                &file, unknown, &declared,
+            )));
+        }
+        super::check_configs(registry, runtime)
     }
 
     async fn instance(&self, name: &'static str) -> Result<Instance> {
@@ -124,6 +162,19 @@ impl Runtime for Single {
     fn log_sink(&self) -> Arc<dyn LogSink> {
         self.sink.clone()
     }
+}
+
+/// The message for a listener in the config that no component declares.
+fn unknown_listener(file: &str, name: &str, declared: &[&str]) -> String {
+    let declared = if declared.is_empty() {
+        "it declares none".to_string()
+    } else {
+        let names: Vec<String> = declared.iter().map(|l| format!("{l:?}")).collect();
+        format!("it declares {}", names.join(", "))
+    };
+    format!(
+        "{file}: listener \"{name}\" specified in [single] listeners not found in the binary ({declared})"
+    )
 }
 
 impl LogSink for StderrSink {

@@ -7,7 +7,7 @@ use weaver::{Config, Context, Listener, Logger, Ref};
 pub trait Cache {
     async fn get(&self, ctx: &Context, key: String) -> weaver::Result<Option<String>>;
     async fn put(&self, ctx: &Context, key: String, value: String) -> weaver::Result<()>;
-    #[weaver(not_retriable)]
+    #[weaver(not_retriable, unrouted)]
     async fn clear(&self, ctx: &Context) -> weaver::Result<u64>;
 }
 
@@ -19,7 +19,7 @@ impl CacheRouter {
     fn get(&self, _ctx: &Context, key: &str) -> String {
         key.to_string()
     }
-    fn put(&self, _ctx: &Context, key: &str, _value: &str) -> String {
+    fn put(&self, _ctx: &Context, key: &String, _value: &str) -> String {
         key.to_string()
     }
 }
@@ -34,6 +34,7 @@ struct CacheConfig {
 struct CacheImpl {
     config: Config<CacheConfig>,
     logger: Logger,
+    #[weaver(default)]
     entries: std::sync::Mutex<std::collections::HashMap<String, String>>,
     admin: Listener,
 }
@@ -81,6 +82,8 @@ fn main() {
     assert_handles();
     let _ = weaver::run(|app: &'static App, ctx| async move {
         app.cache.get().put(&ctx, "k".into(), "v".into()).await?;
+        // A Ref derefs to the client.
+        let _ = app.cache.clear(&ctx).await?;
         let _ = app.http.proxy_addr();
         Ok(())
     });
