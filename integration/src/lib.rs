@@ -13,6 +13,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
+mod status;
+
+pub use status::{
+    ComponentStatus, DeploymentStatus, ListenerStatus, ReplicaStatus, StatusReport, status_in,
+};
+
 /// Default deadline for anything a test waits for.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 

@@ -81,19 +81,14 @@ async fn replicas_three_gives_three_processes_per_group() -> anyhow::Result<()> 
     d.group_started("shop::Cache").await?;
     // Main, Pricing+Inventory and Cache: three groups of three.
     assert_eq!(d.children().len(), 9, "{:?}", d.children());
-    let out = d.weaver(&["multi", "status"]).await?;
-    let text = String::from_utf8(out.stdout)?;
+    let status = d.status().await?;
     for comp in [
         "weaver::Main",
         "shop::Cache",
         "shop::Pricing",
         "shop::Inventory",
     ] {
-        let row = text
-            .lines()
-            .find(|l| l.contains(&format!(" {comp} ")))
-            .unwrap_or("");
-        assert_eq!(row.matches(", ").count(), 2 * 2, "{comp}: {row}");
+        assert_eq!(status.pids(comp).len(), 3, "{comp}: {status:?}");
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Traffic and lifecycle: the proxy spreads load, ctrl-c tears down
 //! cleanly, SIGKILL leaves no orphans, dead replicas are replaced.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -20,37 +20,13 @@ fn written(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Rows of `weaver multi status`'s COMPONENTS table: component -> pids.
-async fn component_pids(d: &Deployment) -> anyhow::Result<BTreeMap<String, BTreeSet<u32>>> {
-    let out = d.weaver(&["multi", "status"]).await?;
-    let text = String::from_utf8(out.stdout)?;
-    let start = text.find("COMPONENTS").unwrap_or(0);
-    let mut map = BTreeMap::new();
-    for line in text[start..]
-        .lines()
-        .skip(4)
-        .take_while(|l| l.starts_with('│'))
-    {
-        let cells: Vec<&str> = line.trim_matches('│').split('│').map(str::trim).collect();
-        let pids = cells[3]
-            .split(", ")
-            .filter_map(|p| p.parse().ok())
-            .collect();
-        map.insert(cells[2].to_string(), pids);
-    }
-    Ok(map)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_spreads_requests_over_both_main_replicas() -> anyhow::Result<()> {
     let d = Deployment::start(&config("hello", &bins().bin("hello"), "")).await?;
     d.ready().await?;
     let addr = d.listener("hello").await?;
     assert_eq!(http_get(&addr, "/hello?name=warm").await?.0, 200);
-    let mains: Vec<u32> = component_pids(&d).await?["weaver::Main"]
-        .iter()
-        .copied()
-        .collect();
+    let mains: Vec<u32> = d.status().await?.pids("weaver::Main").into_iter().collect();
     assert_eq!(mains.len(), 2);
     let before: Vec<u64> = mains.iter().map(|p| written(*p)).collect();
     for i in 0..1000 {
@@ -134,7 +110,7 @@ async fn a_killed_reverser_is_replaced_under_load_and_routing_moves_on() -> anyh
     let addr = d.listener("hello").await?;
     assert_eq!(http_get(&addr, "/hello?name=x").await?.0, 200);
     d.group_started("hello::Reverser").await?;
-    let old: BTreeSet<u32> = component_pids(&d).await?["hello::Reverser"].clone();
+    let old: BTreeSet<u32> = d.status().await?.pids("hello::Reverser");
     let victim = *old.iter().next().expect("a reverser");
 
     // Steady load while the replica dies and comes back.
@@ -168,7 +144,7 @@ async fn a_killed_reverser_is_replaced_under_load_and_routing_moves_on() -> anyh
         "requests failed while a replica was replaced"
     );
 
-    let new: BTreeSet<u32> = component_pids(&d).await?["hello::Reverser"].clone();
+    let new: BTreeSet<u32> = d.status().await?.pids("hello::Reverser");
     assert_eq!(new.len(), 2);
     assert!(!new.contains(&victim));
     // Subscribers were pushed a newer routing version with both replicas.

@@ -1,11 +1,14 @@
 //! Operator tools against real deployments: `weaver multi status`, the log
 //! store and `weaver multi logs`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use nix::sys::signal::Signal;
-use weaver_integration::{Deployment, TempDir, bins, config, http_get, weaver_in};
+use weaver_integration::{Deployment, TempDir, bins, config, http_get, status_in, weaver_in};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -25,29 +28,27 @@ async fn status_lists_live_deployments_and_forgets_dead_ones() -> anyhow::Result
         probe.listener("http").await?,
     );
 
-    let text = stdout(&weaver_in(data.path(), &["multi", "status"]).await?);
-    for d in [&hello, &probe] {
-        for pid in d.children() {
-            assert!(
-                text.contains(&pid.to_string()),
-                "pid {pid} missing:\n{text}"
-            );
-        }
+    let report = status_in(data.path(), "multi").await?;
+    assert_eq!(
+        report.apps(),
+        BTreeSet::from(["hello", "probe"]),
+        "{report:?}"
+    );
+    for (d, listener, addr) in [
+        (&hello, "hello", &hello_addr),
+        (&probe, "http", &probe_addr),
+    ] {
+        let status = report.by_pid(d.pid()).context("deployment missing")?;
+        let pids: BTreeSet<u32> = status.component_pids().into_values().flatten().collect();
+        let kids: BTreeSet<u32> = d.children().into_iter().collect();
+        assert_eq!(pids, kids, "{status:?}");
+        assert_eq!(status.listener(listener), Some(addr.as_str()), "{status:?}");
     }
-    assert!(
-        text.contains(&hello_addr) && text.contains(&probe_addr),
-        "{text}"
-    );
-    assert!(
-        text.contains("│ hello ") && text.contains("│ probe "),
-        "{text}"
-    );
 
     hello.signal(Signal::SIGINT);
     assert_eq!(hello.wait().await?, 130);
-    let text = stdout(&weaver_in(data.path(), &["multi", "status"]).await?);
-    assert!(!text.contains("│ hello "), "{text}");
-    assert!(text.contains("│ probe "), "{text}");
+    let report = status_in(data.path(), "multi").await?;
+    assert_eq!(report.apps(), BTreeSet::from(["probe"]), "{report:?}");
 
     // A babysitter killed outright cannot unregister; the next status does,
     // and removes the sockets it left.
@@ -57,8 +58,8 @@ async fn status_lists_live_deployments_and_forgets_dead_ones() -> anyhow::Result
     probe.signal(Signal::SIGKILL);
     weaver_integration::wait_gone(&[probe.pid()], Duration::from_secs(5)).await?;
     weaver_integration::wait_gone(&kids, Duration::from_secs(5)).await?;
-    let text = stdout(&weaver_in(data.path(), &["multi", "status"]).await?);
-    assert!(!text.contains("│ probe "), "{text}");
+    let report = status_in(data.path(), "multi").await?;
+    assert!(report.deployments.is_empty(), "{report:?}");
     let registry = data.path().join("multi/registry");
     assert_eq!(std::fs::read_dir(&registry)?.count(), 0);
     assert!(
@@ -261,15 +262,20 @@ async fn single_status_lists_apps_run_directly() -> anyhow::Result<()> {
         }
     };
     assert_eq!(http_get(&addr, "/hello?name=ab").await?.1, "Hello, ba!");
-    let text = stdout(&weaver_in(data.path(), &["single", "status"]).await?);
-    assert!(
-        text.contains(&pid.to_string()) && text.contains(&addr) && text.contains("hello::Reverser"),
-        "{text}"
+    let report = status_in(data.path(), "single").await?;
+    let run = report.by_pid(pid).context("the run is not listed")?;
+    assert_eq!(run.app, "hello", "{run:?}");
+    assert_eq!(run.status_addr, None, "{run:?}");
+    assert_eq!(
+        run.pids("hello::Reverser"),
+        BTreeSet::from([pid]),
+        "{run:?}"
     );
+    assert!(run.listeners.iter().any(|l| l.address == addr), "{run:?}");
     app.kill().await?;
     app.wait().await?;
-    let text = stdout(&weaver_in(data.path(), &["single", "status"]).await?);
-    assert!(!text.contains(&pid.to_string()), "{text}");
+    let report = status_in(data.path(), "single").await?;
+    assert!(report.deployments.is_empty(), "{report:?}");
     Ok(())
 }
 
