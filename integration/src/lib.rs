@@ -138,6 +138,9 @@ fn unique() -> u64 {
 pub struct Lines {
     lines: Mutex<Vec<String>>,
     more: Notify,
+    /// While true, nobody reads the pipe (a paused terminal): the child's
+    /// writes block once the pipe buffer is full.
+    paused: tokio::sync::watch::Sender<bool>,
 }
 
 impl Lines {
@@ -170,6 +173,43 @@ impl Lines {
         }
     }
 
+    /// Waits until the lines so far satisfy `pred`.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        pred: impl Fn(&[String]) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let notified = self.more.notified();
+            if pred(&self.all()) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline.into(), notified)
+                .await
+                .is_err()
+            {
+                let all = self.all();
+                let tail = &all[all.len().saturating_sub(20)..];
+                bail!(
+                    "timed out waiting for {what}; last lines:\n{}",
+                    tail.join("\n")
+                );
+            }
+        }
+    }
+
+    /// Stops reading the pipe (the pipe stays open): what the child writes
+    /// piles up in the pipe buffer, then its writes block.
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    /// Reads the pipe again.
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+
     fn push(&self, line: String) {
         self.lines
             .lock()
@@ -181,9 +221,24 @@ impl Lines {
 
 fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(r: R, lines: Arc<Lines>) {
     tokio::spawn(async move {
+        let mut paused = lines.paused.subscribe();
         let mut r = BufReader::new(r).lines();
-        while let Ok(Some(l)) = r.next_line().await {
-            lines.push(l);
+        loop {
+            // `next_line` is cancel safe: a pause loses no line.
+            let line = tokio::select! {
+                l = r.next_line() => Some(l),
+                _ = paused.wait_for(|p| *p) => None,
+            };
+            let Some(line) = line else {
+                if paused.wait_for(|p| !*p).await.is_err() {
+                    break;
+                }
+                continue;
+            };
+            match line {
+                Ok(Some(l)) => lines.push(l),
+                _ => break,
+            }
         }
         lines.more.notify_waiters();
     });

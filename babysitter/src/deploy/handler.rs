@@ -82,12 +82,15 @@ impl EnvelopeHandler for ReplicaHandler {
     }
 
     fn handle_log_batch(&self, batch: LogEntryBatch) -> impl Future<Output = ()> + Send {
-        if let Ok(shared) = self.shared() {
-            shared.write_logs(batch.entries);
-        } else {
-            tracing::debug!(group = %self.group, "log batch after the deployment ended");
+        let (shared, group) = (self.shared(), self.group.clone());
+        // Waits while the log store is behind: the envelope reads no more
+        // of this replica's pipe until the batch is queued.
+        async move {
+            match shared {
+                Ok(shared) => shared.write_logs(batch.entries).await,
+                Err(_) => tracing::debug!(%group, "log batch after the deployment ended"),
+            }
         }
-        async {}
     }
 }
 
