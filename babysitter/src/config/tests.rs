@@ -490,3 +490,158 @@ fn edit_distance_counts_edits() {
     assert_eq!(edit_distance("", "abc"), 3);
     assert_eq!(edit_distance("same", "same"), 0);
 }
+
+/// Deeply nested input is refused by the TOML parser's recursion limit,
+/// not by a stack overflow, whatever the shape of the nesting.
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    const DEEP: usize = 10_000;
+    let dotted = vec!["a"; DEEP].join(".");
+    let cases = [
+        format!("a = {}1{}", "[".repeat(DEEP), "]".repeat(DEEP)),
+        format!("a = {}1{}", "{b = ".repeat(DEEP), "}".repeat(DEEP)),
+        with(&format!(
+            "colocate = {}\"x\"{}",
+            "[".repeat(DEEP),
+            "]".repeat(DEEP)
+        )),
+        with(&format!("[c]\n{dotted} = 1")),
+        with(&format!("[{dotted}]\nx = 1")),
+        with(&format!("[[{dotted}]]\nx = 1")),
+    ];
+    for text in cases {
+        let err = error(&text);
+        assert!(err.contains("recurs"), "{err}");
+    }
+}
+
+/// Property tests: any text parses to a config or an error, never a panic.
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Lines a config file might hold, right or wrong.
+    const LINES: &[&str] = &[
+        "[serviceweaver]",
+        "[multi]",
+        "[single]",
+        "[multi.listeners.hello]",
+        "[multi.listeners]",
+        "[[serviceweaver]]",
+        "[\"hello::Cache\"]",
+        "binary = \"./hello\"",
+        "binary = \"\"",
+        "binary = 7",
+        "name = \"app\"",
+        "name = [\"app\"]",
+        "args = [\"--x\", \"y\"]",
+        "args = [1, 2]",
+        "env = [\"A=b\", \"C=\", \"D=e=f\"]",
+        "env = [\"NOEQ\"]",
+        "env = \"A=b\"",
+        "colocate = [[\"a\", \"b\"], [\"c\"]]",
+        "colocate = [[\"a\"], [\"a\"]]",
+        "colocate = [\"a\"]",
+        "colocate = [[[\"a\"]]]",
+        "replicas = 0",
+        "replicas = 3",
+        "replicas = -1",
+        "replicas = 9223372036854775807",
+        "replicas = 1.5",
+        "restart = \"always\"",
+        "restart = \"never\"",
+        "restart = \"sometimes\"",
+        "listeners.hello = { address = \"127.0.0.1:12345\" }",
+        "listeners.hello = { address = \"\" }",
+        "listeners.hello = { address = \"nowhere:-1\" }",
+        "listeners.hello = { port = 1 }",
+        "listeners.hello = 1",
+        "listeners = []",
+        "address = \"[::1]:0\"",
+        "unknown = true",
+        "x.y.z = { a = [1, { b = 2 }] }",
+        "a = 1979-05-27T07:32:00Z",
+        "s = '''\nmulti\n'''",
+        "dup = 1",
+        "dup = 2",
+        "k = \"\\u00e9\u{1F600}\"",
+        "# comment",
+        "",
+    ];
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 256,
+            // Failures print their minimal input; nothing is written to the tree.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Files made of plausible lines in any order, so the checks past the
+    /// TOML syntax are reached.
+    fn line_soup() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(LINES), 0..24).prop_map(|lines| lines.join("\n"))
+    }
+
+    /// A valid file with random edits: bytes inserted, deleted or replaced.
+    fn mutated() -> impl Strategy<Value = String> {
+        let base = with(concat!(
+            "name = \"a\"\ncolocate = [[\"a\", \"b\"]]\n[multi]\nreplicas = 2\n",
+            "listeners.l = { address = \"127.0.0.1:0\" }\n[x]\nk = [1, 2]\n",
+        ));
+        let bytes: &[u8] = b"[]{}=\"'.,#\n\\ a0:-";
+        let edit = (
+            any::<prop::sample::Index>(),
+            0u8..3,
+            prop::sample::select(bytes),
+        );
+        prop::collection::vec(edit, 1..8).prop_map(move |edits| {
+            let mut bytes = base.clone().into_bytes();
+            for (at, op, b) in edits {
+                let i = at.index(bytes.len() + 1);
+                match op {
+                    0 => bytes.insert(i, b),
+                    _ if i == bytes.len() => bytes.push(b),
+                    1 => {
+                        bytes.remove(i);
+                    }
+                    _ => bytes[i] = b,
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn random_text_never_panics(text in "[\\[\\]{}=\"'.,#a-z0-9_: \n\t\\\\-]{0,300}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn shuffled_config_lines_never_panic(text in line_soup()) {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn edited_configs_never_panic(text in mutated()) {
+            let _ = parse(&text);
+        }
+
+        /// Nesting the parser accepts survives the checks after it, and a
+        /// component section is kept as text whatever its depth.
+        #[test]
+        fn nesting_below_the_limit_never_panics(depth in 1usize..300) {
+            let arrays = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            let dotted = vec!["a"; depth].join(".");
+            let _ = parse(&with(&format!("[c]\nk = {arrays}")));
+            let _ = parse(&with(&format!("colocate = {arrays}")));
+            let _ = parse(&with(&format!("[c]\n{dotted} = 1")));
+            let _ = parse(&with(&format!("[c.{dotted}]\nx = 1")));
+        }
+    }
+}
