@@ -9,7 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-bench-deps.sh
-cargo build --release -p weaver-proxy --bin proxy-bench
-./target/release/proxy-bench "$@"
+# The benches are a workspace of their own (benches/), outside `cargo test
+# --workspace`.
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release --manifest-path benches/Cargo.toml --target-dir "$target" --bin proxy-bench
+"$target/release/proxy-bench" "$@"
 echo
-./target/release/proxy-bench --pin "$@"
+"$target/release/proxy-bench" --pin "$@"

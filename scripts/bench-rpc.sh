@@ -5,5 +5,10 @@
 # arguments (see `rpc-bench --help`). Needs taskset (util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p weaver-cli -p weaver-integration --bins
-exec target/release/rpc-bench "$@"
+# The benches are a workspace of their own (benches/), outside `cargo test
+# --workspace`; built into the same target directory, rpc-bench finds
+# `weaver` and `echo` next to itself.
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release -p weaver-cli
+cargo build --release --manifest-path benches/Cargo.toml --target-dir "$target" --bin rpc-bench --bin echo
+exec "$target/release/rpc-bench" "$@"

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! scripts/install-bench-deps.sh
-//! cargo run --release -p weaver-proxy --bin proxy-bench [-- OPTIONS]
+//! cargo run --release --manifest-path benches/Cargo.toml --target-dir target --bin proxy-bench [-- OPTIONS]
 //! ```
 //!
 //! Options: `--runs N` (3), `--duration SECS` (5), `--connections N` (64),

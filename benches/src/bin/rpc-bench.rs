@@ -5,7 +5,10 @@
 //! Run:
 //!
 //! ```sh
-//! cargo build --release -p weaver-cli -p weaver-integration --bins && target/release/rpc-bench
+//! scripts/bench-rpc.sh    # or:
+//! cargo build --release -p weaver-cli
+//! cargo build --release --manifest-path benches/Cargo.toml --target-dir target
+//! target/release/rpc-bench
 //! ```
 //!
 //! Options: `--runs N` (default 3), `--calls N` (timed calls at 1 in flight,

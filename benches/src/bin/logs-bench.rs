@@ -3,7 +3,7 @@
 //! Run with:
 //!
 //! ```text
-//! cargo run --release -p weaver-logs --bin logs-bench [-- <entries>]
+//! cargo run --release --manifest-path benches/Cargo.toml --target-dir target --bin logs-bench [-- <entries>]
 //! ```
 //!
 //! Writes `<entries>` (default 1,000,000) entries to a store in a temporary

@@ -4,7 +4,8 @@
 //! Run with:
 //!
 //! ```sh
-//! cargo build --release -p weaver-cli -p hello -p weaver-integration --bins
+//! cargo build --release -p weaver-cli -p hello
+//! cargo build --release --manifest-path benches/Cargo.toml --target-dir target
 //! target/release/lifecycle-bench [runs]
 //! ```
 //!
