@@ -59,7 +59,7 @@ pub(crate) fn print(listed: Vec<Listed>, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The text [`print`] prints, as of `now_micros`; `color` applies to tables
+/// The text [`print()`] prints, as of `now_micros`; `color` applies to tables
 /// only.
 fn format_listed(listed: Vec<Listed>, format: Format, now_micros: i64, color: bool) -> String {
     match format {
