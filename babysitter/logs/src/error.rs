@@ -220,6 +220,23 @@ impl fmt::Display for Position {
     }
 }
 
+// === impl QueryError ===
+
+impl QueryError {
+    /// Where in the query the problem is.
+    pub fn position(&self) -> Position {
+        match self {
+            QueryError::Syntax { at, .. }
+            | QueryError::UnknownVariable { at, .. }
+            | QueryError::Regex { at, .. }
+            | QueryError::Timestamp { at, .. }
+            | QueryError::Type { at, .. }
+            | QueryError::NotBool { at, .. }
+            | QueryError::TooComplex { at, .. } => *at,
+        }
+    }
+}
+
 // === impl EvalErrorKind ===
 
 impl fmt::Display for EvalErrorKind {

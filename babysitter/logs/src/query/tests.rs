@@ -594,3 +594,145 @@ fn queries_at_the_limits_evaluate_on_a_small_stack() {
     let macros = "attrs.exists(k, [1, 2].all(x, [3].exists_one(y, k.size() + x + y > 0)))";
     assert!(matches(macros, &e));
 }
+
+/// The query front end on arbitrary input: never a panic or a stack
+/// overflow, always a query or an error with a position inside the text.
+mod front_end {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Parses `q` and, if it is a query, evaluates it on an entry.
+    fn parse_and_run(q: &str) -> Result<(), TestCaseError> {
+        match Query::parse(q, false) {
+            Ok(query) => {
+                let e = entry("c", "info", "a message", &["k", "v", "n", "3"]);
+                let _ = query.matches(&e);
+                let bytes = e.encode_to_vec();
+                let view = EntryView::decode(&bytes).expect("valid entry");
+                let _ = query.matches_view(&view);
+            }
+            Err(err) => {
+                let at = err.position();
+                let lines = q.split('\n').count();
+                prop_assert!(at.line >= 1 && at.line <= lines, "{at:?} in {q:?}: {err}");
+                let line_len = q
+                    .split('\n')
+                    .nth(at.line - 1)
+                    .map_or(0, |l| l.chars().count());
+                prop_assert!(
+                    at.column >= 1 && at.column <= line_len + 1,
+                    "{at:?} in {q:?}: {err}"
+                );
+                prop_assert!(err.to_string().ends_with('^'), "{err}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Pieces of CEL, so that random queries get past the lexer.
+    fn token() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "msg",
+            "level",
+            "attrs",
+            "time",
+            "app",
+            "k",
+            "x",
+            "\"a\"",
+            "'b'",
+            "r\"\\\"",
+            "1",
+            "2u",
+            "3.5",
+            "true",
+            "null",
+            "b\"x\"",
+            "==",
+            "!=",
+            "<",
+            ">=",
+            "+",
+            "-",
+            "*",
+            "/",
+            "%",
+            "!",
+            "&&",
+            "||",
+            "?",
+            ":",
+            "in",
+            ".",
+            ",",
+            "(",
+            ")",
+            "[",
+            "]",
+            "{",
+            "}",
+            "contains",
+            "size",
+            "matches",
+            "exists",
+            "all",
+            "map",
+            "has",
+            "timestamp",
+            "duration",
+            "\"2024-01-01T00:00:00Z\"",
+            "\"1h\"",
+            "\"(\"",
+            " ",
+            "\n",
+            "//c\n",
+        ])
+    }
+
+    fn chain_op() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            " + ", "+", " - ", " * ", " && ", " || ", " == ", " < ", ".", " in ", "[",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn any_string(q in "\\PC{0,80}") {
+            parse_and_run(&q)?;
+        }
+
+        #[test]
+        fn token_soup(tokens in prop::collection::vec(token(), 0..40)) {
+            parse_and_run(&tokens.concat())?;
+        }
+
+        #[test]
+        fn deep_nesting(
+            depth in 0usize..12_000,
+            open in prop::sample::select(vec!["(", "[", "{", "size(", "!(", "[1, "]),
+            inner in prop::sample::select(vec!["true", "msg", "1", ""]),
+            close in prop::sample::select(vec![")", "]", "}", ""]),
+        ) {
+            parse_and_run(&format!("{}{inner}{}", open.repeat(depth), close.repeat(depth)))?;
+        }
+
+        #[test]
+        fn long_chains(
+            n in 0usize..5_000,
+            op in chain_op(),
+            term in prop::sample::select(vec!["1", "msg", "attrs", "size()", "\"k\"", "x"]),
+            tail in prop::sample::select(vec!["", " == 1", " > msg", ")"]),
+        ) {
+            let mut q = String::from(term);
+            for _ in 0..n {
+                q.push_str(op);
+                q.push_str(term);
+            }
+            q.push_str(tail);
+            parse_and_run(&q)?;
+        }
+    }
+}
