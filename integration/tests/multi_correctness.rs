@@ -171,3 +171,22 @@ async fn a_listener_the_binary_does_not_declare_is_rejected() -> anyhow::Result<
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_serves_a_weaver_listener_under_multi_deploy() -> anyhow::Result<()> {
+    let d = Deployment::start(&config("axum-app", &bins().bin("axum-app"), "")).await?;
+    d.ready().await?;
+    let addr = d.listener("http").await?;
+    let (status, body) = http_get(&addr, "/shout?s=hi").await?;
+    assert_eq!(status, 200, "{body}");
+    let (loud, pid) = body.split_once(' ').expect("a pid after the answer");
+    assert_eq!(loud, "HI!");
+    // Served by one of the deployment's processes, behind the proxy.
+    let pid: u32 = pid.parse()?;
+    assert!(
+        d.children().contains(&pid),
+        "{pid} not in {:?}",
+        d.children()
+    );
+    Ok(())
+}

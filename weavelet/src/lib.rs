@@ -64,6 +64,8 @@ pub use config::CONFIG_ENV;
 pub use context::Context;
 pub use error::{Error, Result};
 pub use listener::Listener;
+#[cfg(feature = "http")]
+pub use listener::serve;
 pub use logger::{Attrs, Logger};
 pub use runtime::run;
 pub use weaver_macros::{component, implements, main, router};

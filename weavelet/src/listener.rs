@@ -14,8 +14,11 @@ use tokio::net::{TcpListener, TcpStream};
 /// [`Listener::proxy_addr`], spreads the traffic over the replicas.
 ///
 /// It dereferences to the [`tokio::net::TcpListener`], so it plugs into
-/// hyper's or axum's accept loops. Accepted connections have Nagle's
-/// algorithm off (`TCP_NODELAY`, inherited from the listening socket).
+/// hyper's accept loops; with the `http` feature, [`serve`](crate::serve)
+/// runs a hyper server on it in one line, and with the `axum` feature,
+/// `axum::serve(&app.listener, router)` takes it directly. Accepted
+/// connections have Nagle's algorithm off (`TCP_NODELAY`, inherited from
+/// the listening socket).
 #[derive(Debug)]
 pub struct Listener {
     name: String,
@@ -75,6 +78,96 @@ impl Deref for Listener {
     type Target = TcpListener;
     fn deref(&self) -> &TcpListener {
         &self.inner
+    }
+}
+
+/// Whether an accept error concerns one connection only (the peer gave up
+/// before we took it); others (out of file descriptors, ...) concern the
+/// listener.
+fn per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    )
+}
+
+#[cfg(feature = "axum")]
+impl axum::serve::Listener for &'static Listener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        loop {
+            match self.inner.accept().await {
+                Ok(conn) => return conn,
+                Err(e) if per_connection(&e) => {}
+                Err(error) => {
+                    // Out of descriptors, say: wait for some to close rather
+                    // than spin (axum's own listeners do the same).
+                    tracing::error!(listener = %self.name, %error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// Serves HTTP/1.1 and h2c on `listener` with `service`, one task per
+/// connection, until accepting fails. The proxy in front of a multiprocess
+/// deployment multiplexes its requests over HTTP/2 when the app speaks it,
+/// which this does.
+///
+/// ```no_run
+/// # use std::convert::Infallible;
+/// # async fn handle(_req: hyper::Request<hyper::body::Incoming>)
+/// #     -> Result<hyper::Response<String>, Infallible> { Ok(hyper::Response::new(String::new())) }
+/// # async fn f(listener: &weaver::Listener) -> std::io::Result<()> {
+/// weaver::serve(listener, hyper::service::service_fn(handle)).await
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// The operating system's error if the listener cannot accept any more
+/// connections (errors of single connections are skipped).
+#[cfg(feature = "http")]
+pub async fn serve<S, B>(listener: &Listener, service: S) -> io::Result<()>
+where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) if per_connection(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(error) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
     }
 }
 

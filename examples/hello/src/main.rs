@@ -17,8 +17,6 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use weaver::{Context, Listener, Logger, Ref};
 
 /// Reverses strings.
@@ -55,17 +53,10 @@ async fn main() -> weaver::Result<()> {
             "hello listener available",
             [("address", app.hello.proxy_addr())],
         );
-        loop {
-            let (stream, _) = app.hello.accept().await?;
-            tokio::spawn(async move {
-                let service = service_fn(move |req| handle(app, req));
-                // HTTP/1.1 and h2c: the proxy in front multiplexes its
-                // requests over one HTTP/2 connection when the app speaks it.
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+        // HTTP/1.1 and h2c: the proxy in front multiplexes its requests
+        // over one HTTP/2 connection when the app speaks it.
+        weaver::serve(&app.hello, service_fn(move |req| handle(app, req))).await?;
+        Ok(())
     })
     .await
 }
@@ -82,7 +73,7 @@ async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Full<Bytes
         .unwrap_or("")
         .to_string();
     let ctx = Context::new();
-    match app.reverser.get().reverse(&ctx, name).await {
+    match app.reverser.reverse(&ctx, name).await {
         Ok(reversed) => Ok(reply(StatusCode::OK, format!("Hello, {reversed}!"))),
         Err(e) => Ok(reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))),
     }
