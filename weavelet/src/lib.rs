@@ -33,7 +33,7 @@
 //! #[tokio::main]
 //! async fn main() -> weaver::Result<()> {
 //!     weaver::run(|app: &App, ctx| async move {
-//!         let s = app.reverser.get().reverse(&ctx, "!olleh".into()).await?;
+//!         let s = app.reverser.reverse(&ctx, "!olleh".into()).await?;
 //!         println!("{s} on {}", app.hello.proxy_addr());
 //!         Ok(())
 //!     })
