@@ -199,21 +199,48 @@ fn logs(
         LogFormat::Json => weaver_logs::Format::Json,
     };
     let mut printer = weaver_logs::Printer::new(std::io::stdout().lock(), format);
-    let result = if follow {
-        // Runs until interrupted; ctrl-c ends the process.
+    let (result, outcome) = if follow {
+        // Runs until ctrl-c, which stops the follower so that what could not
+        // be evaluated is still reported.
         let stop = weaver_logs::Stop::new()?;
-        weaver_logs::follow(&dir, &query, &mut printer, &stop).map(|()| 0)
+        stop_on_interrupt(stop.clone())?;
+        let result = weaver_logs::follow(&dir, &query, &mut printer, &stop).map(|()| 0);
+        (result, Outcome::Signal(2))
     } else {
-        weaver_logs::cat(&dir, &query, &mut printer)
+        (weaver_logs::cat(&dir, &query, &mut printer), Outcome::Ok)
     };
+    // Entries the query failed on did not match; never drop them silently.
+    if let Some(e) = query.eval_errors() {
+        eprintln!("weaver: warning: {e}: {}", e.first);
+    }
     match result {
         Ok(_) => {
             printer.flush()?;
-            Ok(Outcome::Ok)
+            Ok(outcome)
         }
         Err(e) if e.is_broken_pipe() => Ok(Outcome::Ok),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Stops `stop` on SIGINT, from a thread of its own.
+fn stop_on_interrupt(stop: weaver_logs::Stop) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut sigint = {
+        let _guard = rt.enter();
+        signal(SignalKind::interrupt())?
+    };
+    std::thread::Builder::new()
+        .name("sigint".into())
+        .spawn(move || {
+            rt.block_on(sigint.recv());
+            stop.stop();
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
 }
 
 fn purge(force: bool) -> anyhow::Result<Outcome> {
