@@ -84,6 +84,7 @@ impl Deref for Listener {
 /// Whether an accept error concerns one connection only (the peer gave up
 /// before we took it); others (out of file descriptors, ...) concern the
 /// listener.
+#[cfg(any(feature = "axum", feature = "http"))]
 fn per_connection(e: &io::Error) -> bool {
     matches!(
         e.kind(),

@@ -78,9 +78,10 @@ impl Single {
     /// not found in the binary").
     fn check_against_binary(&self, runtime: &Arc<dyn Runtime>) -> Result<()> {
         let registry = Registry::get()?;
-        let file = match &self.config.file {
-            Some(p) => p.display().to_string(),
-            None => return Ok(()),
+        let Some(file) = self.config.file.as_ref().map(|p| p.display().to_string()) else {
+            // No file: no sections or listeners to check, but config types
+            // with required keys still fail here rather than on first use.
+            return super::check_configs(registry, runtime);
         };
         let names: Vec<&str> = registry.all().iter().map(|r| r.name).collect();
         if let Some(unknown) = self
