@@ -10,13 +10,19 @@ use weaver_proto::logging::SYSTEM_ATTR;
 use weaver_proto::runtime::LogEntry;
 
 /// Protobuf wire types.
-const VARINT: u64 = 0;
-const FIXED64: u64 = 1;
-const LEN: u64 = 2;
-const FIXED32: u64 = 5;
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const START_GROUP: u8 = 3;
+const END_GROUP: u8 = 4;
+const FIXED32: u8 = 5;
 
 /// Field number of `LogEntry.attrs`.
-const ATTRS: u64 = 10;
+const ATTRS: u32 = 10;
+
+/// How deeply prost lets groups nest in an unknown field before it gives
+/// up (its `RECURSION_LIMIT`): a field at this depth is an error.
+const RECURSION_LIMIT: u32 = 100;
 
 /// A `LogEntry` whose strings borrow the frame it was decoded from.
 #[derive(Debug, Clone, Copy)]
@@ -46,9 +52,12 @@ pub(crate) struct Attrs<'a> {
 // === impl EntryView ===
 
 impl<'a> EntryView<'a> {
-    /// Decodes a `LogEntry` frame, or `None` if it is not a valid one (as
-    /// prost would refuse it: bad varints, lengths past the end, invalid
-    /// UTF-8, a known field with the wrong wire type, groups).
+    /// Decodes a `LogEntry` frame, or `None` if it is not a valid one:
+    /// exactly what prost accepts (a property test holds the two to it).
+    /// Refused are bad or overflowing varints, keys above `u32::MAX`, field
+    /// 0, wire types 6 and 7, lengths past the end, invalid UTF-8, a known
+    /// field with the wrong wire type, and an end-group without its start;
+    /// unknown fields, groups included, are skipped.
     pub(crate) fn decode(frame: &'a [u8]) -> Option<Self> {
         let mut v = EntryView {
             app: "",
@@ -67,8 +76,7 @@ impl<'a> EntryView<'a> {
         let mut attr_index = 0usize;
         while pos < frame.len() {
             let start = pos;
-            let key = varint(frame, &mut pos)?;
-            let (field, wire) = (key >> 3, key & 7);
+            let (field, wire) = key(frame, &mut pos)?;
             match (field, wire) {
                 (5, FIXED64) => v.time_micros = i64::from_le_bytes(fixed::<8>(frame, &mut pos)?),
                 (8, VARINT) => v.line = varint(frame, &mut pos)? as i32,
@@ -91,8 +99,8 @@ impl<'a> EntryView<'a> {
                         }
                     }
                 }
-                (0..=10, _) => return None,
-                (_, wire) => skip(frame, &mut pos, wire)?,
+                (1..=10, _) => return None,
+                (field, wire) => skip(frame, &mut pos, field, wire, RECURSION_LIMIT)?,
             }
         }
         Some(v)
@@ -129,14 +137,13 @@ impl<'a> Iterator for Attrs<'a> {
         let frame = self.rest;
         let mut pos = 0;
         while pos < frame.len() {
-            let key = varint(frame, &mut pos)?;
-            let (field, wire) = (key >> 3, key & 7);
+            let (field, wire) = key(frame, &mut pos)?;
             if (field, wire) == (ATTRS, LEN) {
                 let s = string(frame, &mut pos)?;
                 self.rest = &frame[pos..];
                 return Some(s);
             }
-            skip(frame, &mut pos, wire)?;
+            skip(frame, &mut pos, field, wire, RECURSION_LIMIT)?;
         }
         self.rest = &[];
         None
@@ -145,17 +152,28 @@ impl<'a> Iterator for Attrs<'a> {
 
 // === decoding ===
 
+/// A varint of at most 10 bytes whose value fits in 64 bits, as prost
+/// reads it.
 fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
+    for i in 0..10 {
         let b = *buf.get(*pos)?;
         *pos += 1;
-        value |= u64::from(b & 0x7f) << shift;
+        value |= u64::from(b & 0x7f) << (7 * i);
         if b < 0x80 {
-            return Some(value);
+            // The 10th byte holds bit 63 only.
+            return (i < 9 || b < 2).then_some(value);
         }
     }
     None
+}
+
+/// A field key as prost reads it: (field number, wire type).
+fn key(buf: &[u8], pos: &mut usize) -> Option<(u32, u8)> {
+    let key = u32::try_from(varint(buf, pos)?).ok()?;
+    let wire = (key & 7) as u8;
+    let field = key >> 3;
+    (wire <= FIXED32 && field >= 1).then_some((field, wire))
 }
 
 fn fixed<const N: usize>(buf: &[u8], pos: &mut usize) -> Option<[u8; N]> {
@@ -175,12 +193,24 @@ fn string<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a str> {
     str::from_utf8(bytes(buf, pos)?).ok()
 }
 
-fn skip(buf: &[u8], pos: &mut usize, wire: u64) -> Option<()> {
+/// Skips the value of an unknown field, as prost's `skip_field` does with
+/// `budget` levels of recursion left.
+fn skip(buf: &[u8], pos: &mut usize, field: u32, wire: u8, budget: u32) -> Option<()> {
+    if budget == 0 {
+        return None;
+    }
     match wire {
         VARINT => varint(buf, pos).map(drop),
         FIXED64 => fixed::<8>(buf, pos).map(drop),
         LEN => bytes(buf, pos).map(drop),
         FIXED32 => fixed::<4>(buf, pos).map(drop),
+        START_GROUP => loop {
+            let (inner, inner_wire) = key(buf, pos)?;
+            if inner_wire == END_GROUP {
+                return (inner == field).then_some(());
+            }
+            skip(buf, pos, inner, inner_wire, budget - 1)?;
+        },
         _ => None,
     }
 }
@@ -261,6 +291,186 @@ mod tests {
         for bytes in cases {
             assert!(EntryView::decode(&bytes).is_none(), "{bytes:?}");
             assert!(LogEntry::decode(bytes.as_slice()).is_err(), "{bytes:?}");
+        }
+    }
+
+    /// What each decoder makes of `bytes`: `None` for a refusal.
+    fn both(bytes: &[u8]) -> (Option<LogEntry>, Option<LogEntry>) {
+        let ours = EntryView::decode(bytes).map(EntryView::to_entry);
+        (ours, LogEntry::decode(bytes).ok())
+    }
+
+    /// A field key's varint bytes.
+    fn key_bytes(field: u64, wire: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        prost::encoding::encode_varint(field << 3 | wire, &mut out);
+        out
+    }
+
+    #[test]
+    fn agrees_with_prost_on_keys_varints_and_groups() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            // A key above u32::MAX (an unknown varint field otherwise).
+            [key_bytes(1 << 29, 0), vec![1]].concat(),
+            [key_bytes(u64::MAX >> 3, 0), vec![1]].concat(),
+            // A 10-byte varint that overflows 64 bits, and one that fits.
+            [vec![8 << 3], vec![0xff; 9], vec![0x02]].concat(),
+            [vec![8 << 3], vec![0xff; 9], vec![0x01]].concat(),
+            [vec![15 << 3], vec![0x80; 9], vec![0x7f]].concat(),
+            // Wire types 6 and 7.
+            key_bytes(15, 6),
+            key_bytes(15, 7),
+            // Unknown groups: empty, with fields, nested, unterminated,
+            // closed by another field's end, an end without a start.
+            [key_bytes(15, 3), key_bytes(15, 4)].concat(),
+            [key_bytes(15, 3), key_bytes(1, 0), vec![5], key_bytes(15, 4)].concat(),
+            [
+                key_bytes(15, 3),
+                key_bytes(16, 3),
+                key_bytes(16, 4),
+                key_bytes(15, 4),
+            ]
+            .concat(),
+            key_bytes(15, 3),
+            [key_bytes(15, 3), key_bytes(16, 4)].concat(),
+            key_bytes(15, 4),
+            // Known fields as groups.
+            [key_bytes(9, 3), key_bytes(9, 4)].concat(),
+            key_bytes(10, 4),
+        ];
+        // Groups nested to prost's recursion limit, and one deeper.
+        for depth in [99, 100, 101] {
+            let mut b = Vec::new();
+            for _ in 0..depth {
+                b.extend(key_bytes(15, 3));
+            }
+            for _ in 0..depth {
+                b.extend(key_bytes(15, 4));
+            }
+            cases.push(b);
+        }
+        for depth in [98, 99, 100] {
+            let mut b = Vec::new();
+            for _ in 0..depth {
+                b.extend(key_bytes(15, 3));
+            }
+            b.extend([key_bytes(16, 0), vec![1]].concat());
+            for _ in 0..depth {
+                b.extend(key_bytes(15, 4));
+            }
+            cases.push(b);
+        }
+        let good = sample().encode_to_vec();
+        for case in &mut cases {
+            let mut with_entry = good.clone();
+            with_entry.extend_from_slice(case);
+            let (ours, prost) = both(&with_entry);
+            assert_eq!(ours, prost, "{case:?}");
+            let (ours, prost) = both(case);
+            assert_eq!(ours, prost, "{case:?}");
+        }
+        // The attributes are still read past a skipped group.
+        let mut bytes = [
+            key_bytes(15, 3),
+            key_bytes(16, 0),
+            vec![1],
+            key_bytes(15, 4),
+        ]
+        .concat();
+        bytes.extend(good);
+        let v = EntryView::decode(&bytes).expect("valid frame");
+        assert_eq!(v.attrs().count(), 6);
+    }
+
+    mod differential {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn entry() -> impl Strategy<Value = LogEntry> {
+            (
+                ".{0,8}",
+                any::<i64>(),
+                any::<i32>(),
+                prop::collection::vec(".{0,4}", 0..6),
+            )
+                .prop_map(|(s, time_micros, line, attrs)| LogEntry {
+                    app: s.clone(),
+                    version: "v".into(),
+                    component: s,
+                    node: "n".into(),
+                    time_micros,
+                    level: "info".into(),
+                    file: "f.rs".into(),
+                    line,
+                    msg: "m".into(),
+                    attrs,
+                })
+        }
+
+        /// A byte string made of pieces that are each likely to mean
+        /// something to a decoder.
+        fn pieces() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                (0u64..20, 0u64..8).prop_map(|(f, w)| key_bytes(f, w)),
+                (any::<u64>(), 0u64..8).prop_map(|(f, w)| key_bytes(f >> 3, w)),
+                any::<u64>().prop_map(|v| {
+                    let mut out = Vec::new();
+                    prost::encoding::encode_varint(v, &mut out);
+                    out
+                }),
+                prop::collection::vec(any::<u8>(), 0..6),
+                Just(vec![0xff; 9]),
+            ];
+            prop::collection::vec(piece, 0..12).prop_map(|p| p.concat())
+        }
+
+        fn mutate(mut bytes: Vec<u8>, edits: Vec<(usize, u8, u8)>) -> Vec<u8> {
+            for (at, kind, byte) in edits {
+                if bytes.is_empty() {
+                    bytes.push(byte);
+                    continue;
+                }
+                let at = at % bytes.len();
+                match kind % 4 {
+                    0 => bytes[at] = byte,
+                    1 => bytes.insert(at, byte),
+                    2 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.truncate(at),
+                }
+            }
+            bytes
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            #[test]
+            fn random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+                let (ours, prost) = both(&bytes);
+                prop_assert_eq!(ours, prost);
+            }
+
+            #[test]
+            fn random_pieces(bytes in pieces()) {
+                let (ours, prost) = both(&bytes);
+                prop_assert_eq!(ours, prost);
+            }
+
+            #[test]
+            fn mutated_entries(
+                e in entry(),
+                extra in pieces(),
+                edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..4),
+            ) {
+                let mut bytes = e.encode_to_vec();
+                bytes.extend(extra);
+                let bytes = mutate(bytes, edits);
+                let (ours, prost) = both(&bytes);
+                prop_assert_eq!(ours, prost);
+            }
         }
     }
 }
