@@ -60,17 +60,21 @@ async fn exit_waits_for_a_slow_handler() {
         .env("FAKE_LINES", LINES.to_string())
         .env("FAKE_LOG_BATCHES", BATCHES.to_string());
     let (handler, mut events, gate) = gated_recorder();
-    let envelope = within("start", Envelope::start(config, args(), handler))
-        .await
-        .expect("start");
-    let child = Process::open(envelope.pid()).expect("pidfd");
+    let (child, io, mut reaped) = watched(&config).await;
+    let envelope = Envelope::start_child(child, io, config, args(), handler);
+    let envelope = within("start", envelope).await.expect("start");
     let envelope = std::sync::Arc::new(envelope);
     let waiter = tokio::spawn({
         let envelope = envelope.clone();
         async move { envelope.wait().await }
     });
-    child.exited().await;
-    tokio::task::yield_now().await;
+    // The envelope has the exit status; the handler has taken no output.
+    let exit = within("child exit", reaped.wait_for(Option::is_some)).await;
+    assert!(exit.expect("child watched").is_some_and(|e| e.success()));
+    // Let the supervisor act on the exit: a broken one would report it now.
+    for _ in 0..16 {
+        tokio::task::yield_now().await;
+    }
     assert!(
         !waiter.is_finished(),
         "exit reported before the output was handled"

@@ -11,7 +11,9 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 use weaver_envelope::weaver_proto::runtime::*;
-use weaver_envelope::{Config, EnvelopeHandler, Handle, HandlerError};
+use weaver_envelope::{
+    Child, ChildIo, Config, EnvelopeHandler, Exit, Handle, HandlerError, ProcessChild,
+};
 
 /// The fake weavelet binary (src/bin/fake-weavelet.rs).
 pub(crate) const FAKE: &str = env!("CARGO_BIN_EXE_fake-weavelet");
@@ -285,5 +287,46 @@ impl Drop for Reaped {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A real child process that tells the test once the envelope has collected
+/// its exit status: an event at the moment the envelope learns of the exit,
+/// with no race against the reaping (a pidfd opened after `start` can find
+/// the child already reaped on a busy machine).
+pub(crate) struct Watched {
+    child: ProcessChild,
+    reaped: watch::Sender<Option<Exit>>,
+}
+
+/// Spawns `config`'s binary as a [`Watched`] child; the receiver holds its
+/// exit status once the envelope has it.
+pub(crate) async fn watched(config: &Config) -> (Watched, ChildIo, watch::Receiver<Option<Exit>>) {
+    let (child, io) = ProcessChild::spawn(config).await.expect("spawn");
+    let (reaped, rx) = watch::channel(None);
+    (Watched { child, reaped }, io, rx)
+}
+
+impl Child for Watched {
+    fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    fn terminate(&mut self) -> io::Result<()> {
+        self.child.terminate()
+    }
+
+    fn kill(&mut self) -> io::Result<()> {
+        self.child.kill()
+    }
+
+    async fn wait(&mut self) -> io::Result<Exit> {
+        let status = self.child.wait().await;
+        // Sent in the same poll that returns the status, so the envelope
+        // cannot act on the exit before the test hears of it.
+        if let Ok(exit) = &status {
+            self.reaped.send_replace(Some(*exit));
+        }
+        status
     }
 }
