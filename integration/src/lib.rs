@@ -321,15 +321,19 @@ impl Deployment {
         }
     }
 
-    /// The address of listener `name`'s proxy, from the deployer's log.
+    /// The address of listener `name`'s proxy, from `weaver multi status`
+    /// once the deployer has logged that the proxy listens (it records the
+    /// proxy in its status before it logs the line).
     pub async fn listener(&self, name: &str) -> anyhow::Result<String> {
         let needle = format!("proxy for listener {name} listening on ");
-        let line = self
-            .stdout
+        self.stdout
             .wait_for(&needle, |l| l.contains(&needle))
             .await?;
-        let addr = line.rsplit(' ').next().context("address")?.to_string();
-        Ok(addr)
+        let status = self.status().await?;
+        let addr = status
+            .listener(name)
+            .with_context(|| format!("listener {name} logged but not in {status:?}"))?;
+        Ok(addr.to_string())
     }
 
     /// Pids of the babysitter's direct children.

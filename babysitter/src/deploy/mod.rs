@@ -10,8 +10,11 @@
 pub(crate) mod handler;
 mod logs;
 mod routing;
+mod spawn;
 mod state;
 mod supervise;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -28,6 +31,7 @@ use weaver_proxy::Proxy;
 
 use self::handler::ReplicaHandler;
 use self::logs::LogOutput;
+use self::spawn::{ProcessSpawner, Spawner};
 use self::state::{Replica, State};
 use crate::Config;
 use crate::config::MAIN_COMPONENT;
@@ -64,6 +68,8 @@ pub(crate) struct Shared {
     submitted_at: i64,
     socket_dir: PathBuf,
     handshake_timeout: Duration,
+    /// Starts every replica's child.
+    spawner: Arc<dyn Spawner>,
     registry: Registry,
     /// Log output; its own threads write the store and the terminal.
     logs: LogOutput,
@@ -93,7 +99,17 @@ impl Deployment {
     /// directory that cannot be written. Nothing is left running on error.
     pub async fn start(config: Config, options: Options) -> Result<Deployment, DeployError> {
         config.check_binary()?;
-        let shared = Shared::new(config, options)?;
+        Self::start_with(config, options, Arc::new(ProcessSpawner)).await
+    }
+
+    /// Like [`Deployment::start`], with replicas started by `spawner`, and
+    /// without checking the binary (a spawner need not run it).
+    pub(crate) async fn start_with(
+        config: Config,
+        options: Options,
+        spawner: Arc<dyn Spawner>,
+    ) -> Result<Deployment, DeployError> {
+        let shared = Shared::new(config, options, spawner)?;
         let deployment = Deployment { shared };
         match deployment.shared.clone().boot().await {
             Ok(()) => Ok(deployment),
@@ -145,7 +161,11 @@ impl Deployment {
 // === impl Shared ===
 
 impl Shared {
-    fn new(config: Config, options: Options) -> Result<Arc<Shared>, DeployError> {
+    fn new(
+        config: Config,
+        options: Options,
+        spawner: Arc<dyn Spawner>,
+    ) -> Result<Arc<Shared>, DeployError> {
         let id = uuid::Uuid::new_v4().to_string();
         let socket_dir = crate::registry::runtime_dir(&id);
         create_private_dir(&socket_dir)?;
@@ -159,6 +179,7 @@ impl Shared {
             submitted_at: now_micros(),
             socket_dir,
             handshake_timeout: options.handshake_timeout,
+            spawner,
             registry,
             logs,
             fatal: watch::channel(None).0,
@@ -369,7 +390,9 @@ impl Shared {
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             )
             .handshake_timeout(self.handshake_timeout);
-        let envelope = Envelope::start(config, args, handler)
+        let envelope = self
+            .spawner
+            .spawn(config, args, handler)
             .await
             .map_err(|source| DeployError::Start {
                 group: group.to_string(),
@@ -514,6 +537,7 @@ impl Shared {
             DeployError::Replica(format!("listener {name}: bad address {address:?}"))
         })?;
         let cell = self.lock_state().proxy_cell(name);
+        let mut created = false;
         let proxy = cell
             .get_or_try_init(|| async {
                 let addr = self
@@ -521,20 +545,14 @@ impl Shared {
                     .listener_address(name)
                     .unwrap_or("127.0.0.1:0")
                     .to_string();
-                match Proxy::bind(&addr).await {
-                    Ok(p) => {
-                        self.system_log(
-                            "info",
-                            &format!("proxy for listener {name} listening on {}", p.local_addr()),
-                        );
-                        Ok(Arc::new(p))
-                    }
-                    Err(source) => Err(Arc::new(DeployError::Listener {
+                created = true;
+                Proxy::bind(&addr).await.map(Arc::new).map_err(|source| {
+                    Arc::new(DeployError::Listener {
                         name: name.to_string(),
                         address: addr,
                         source,
-                    })),
-                }
+                    })
+                })
             })
             .await
             .map_err(|e| {
@@ -542,6 +560,17 @@ impl Shared {
                 DeployError::Shared(e.clone())
             })?
             .clone();
+        if created {
+            // Only now is the proxy in the cell, so in the status: whoever
+            // reads this line may trust `weaver multi status` to list it.
+            self.system_log(
+                "info",
+                &format!(
+                    "proxy for listener {name} listening on {}",
+                    proxy.local_addr()
+                ),
+            );
+        }
         proxy.add_backend(backend);
         let weavelet_id = from.args().id.clone();
         self.lock_state()

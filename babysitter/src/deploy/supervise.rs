@@ -2,8 +2,10 @@
 //! stopping everything at teardown.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+// tokio's clock, so that a paused clock in tests also times the crashes.
+use tokio::time::Instant;
 use weaver_envelope::Envelope;
 
 use super::{DeployError, Shared};
@@ -153,7 +155,7 @@ async fn restart(
 
 /// The pause before a restart after `n` consecutive quick failures:
 /// 50 ms, 100 ms, 200 ms, ... up to [`MAX_BACKOFF`].
-fn backoff(n: u32) -> Duration {
+pub(super) fn backoff(n: u32) -> Duration {
     (Duration::from_millis(50) * 2u32.pow(n.min(7))).min(MAX_BACKOFF)
 }
 
