@@ -131,18 +131,11 @@ impl Spawner for MemSpawner {
             exit.send_replace(Some(Exit::from_code(1)));
         } else {
             let (conn, incoming) = Conn::new(wv_from_env, wv_to_env, MAX_FRAME_LEN);
-            let info = WeaveletInfo {
-                protocol_version: PROTOCOL_VERSION,
-                dial_addr: dial_addr.clone(),
-                pid: i64::from(1000 + n),
-                components: Vec::new(),
-                error: String::new(),
-            };
             let task = Task {
                 conn,
                 incoming,
                 fate,
-                info,
+                info: info(&dial_addr, n),
                 commands,
                 routing: routing_tx,
                 exit: exit.clone(),
@@ -169,6 +162,17 @@ impl Spawner for MemSpawner {
             stderr: None,
         };
         Box::pin(Envelope::start_child(child, io, config, args, handler))
+    }
+}
+
+/// The handshake reply of the `n`th replica spawned.
+fn info(dial_addr: &str, n: u32) -> WeaveletInfo {
+    WeaveletInfo {
+        protocol_version: PROTOCOL_VERSION,
+        dial_addr: dial_addr.to_string(),
+        pid: i64::from(1000 + n),
+        components: Vec::new(),
+        error: String::new(),
     }
 }
 
