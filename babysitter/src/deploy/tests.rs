@@ -19,6 +19,9 @@ mod mem;
 /// Longer than any pause the deployer takes (paused time: costs nothing).
 const QUIET: Duration = Duration::from_secs(60);
 
+/// The handshake timeout of every test deployment.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
 /// A deployment of a `weaver.toml` with `multi` as its `[multi]` section,
 /// whose replicas `spawner` starts; and its data directory.
 async fn deploy(multi: &str, spawner: Arc<MemSpawner>) -> (Deployment, tempfile::TempDir) {
@@ -31,7 +34,7 @@ async fn deploy(multi: &str, spawner: Arc<MemSpawner>) -> (Deployment, tempfile:
         out: Box::new(std::io::sink()),
         color: false,
         data_dir: data.path().to_owned(),
-        handshake_timeout: Duration::from_secs(10),
+        handshake_timeout: HANDSHAKE,
     };
     let deployment = Deployment::start_with(config, options, spawner)
         .await
@@ -152,6 +155,32 @@ async fn replacements_failing_their_handshake_in_a_row_are_a_crash_loop() {
     }
     assert!(spawned.try_recv().is_err(), "spawned after giving up");
     assert!(live(&d, MAIN_COMPONENT).is_empty());
+    d.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn replacements_that_never_answer_the_handshake_are_a_crash_loop() {
+    let plan = vec![Fate::Serve, Fate::Silent, Fate::Silent, Fate::Silent];
+    let (spawner, mut spawned) = MemSpawner::new([(MAIN_COMPONENT, plan)]);
+    let (d, _data) = deploy("replicas = 1", spawner).await;
+    let first = next(&mut spawned).await;
+    first.crash(Exit::from_code(1));
+    let mut at = first.at;
+    for n in 1..=3 {
+        let w = next(&mut spawned).await;
+        // The one before waited out its handshake timeout (10 s).
+        let waited = if n == 1 { Duration::ZERO } else { HANDSHAKE };
+        assert_eq!(w.at - at, waited + backoff(n), "pause before start {n}");
+        at = w.at;
+    }
+    let failed = tokio::time::timeout(QUIET, d.failed())
+        .await
+        .expect("the deployment gives up");
+    assert!(
+        matches!(&*failed, DeployError::CrashLoop { exit, .. } if exit.contains("did not complete the weaver handshake within 10s")),
+        "{failed}"
+    );
+    assert!(spawned.try_recv().is_err(), "spawned after giving up");
     d.shutdown(Duration::from_secs(1)).await;
 }
 

@@ -28,6 +28,8 @@ pub(super) enum Fate {
     ExitAfterHandshake,
     /// Exits with code 1 before answering the handshake.
     FailHandshake,
+    /// Never answers the handshake; exits when signalled.
+    Silent,
 }
 
 /// Spawns in-memory replicas, each with the next [`Fate`] planned for its
@@ -239,11 +241,15 @@ impl Task {
         let Some(envelope_msg::Msg::WeaveletArgs(_)) = hello.msg else {
             return Exit::from_code(2);
         };
+        let mut signalled = self.exit.subscribe();
+        if self.fate == Fate::Silent {
+            let signal = signalled.wait_for(Option::is_some).await;
+            return signal.ok().and_then(|s| *s).unwrap_or(Exit::from_signal(9));
+        }
         let info = weavelet_msg::Msg::WeaveletInfo(self.info.clone());
         if self.send(info).is_err() {
             return Exit::from_code(1);
         }
-        let mut signalled = self.exit.subscribe();
         let mut commands_open = true;
         loop {
             tokio::select! {
