@@ -133,17 +133,23 @@ async fn an_app_that_panics_in_main_is_restarted_with_backoff() -> anyhow::Resul
         .wait_until("three restarts", |lines| {
             lines
                 .iter()
-                .filter(|l| l.contains("of group main restarted"))
+                .filter(|l| l.contains("of group weaver::Main restarted"))
                 .count()
                 >= 3
         })
         .await?;
     let lines = d.stdout.all();
-    // Each crash is reported with what the app said as it died.
+    // Each crash is reported, with what the app said as it died.
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("exited") && l.contains("probe: failing in main, as asked")),
+            .any(|l| l.contains("of group weaver::Main") && l.contains("exited")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("probe: failing in main, as asked")),
         "{lines:?}"
     );
     assert!(

@@ -21,7 +21,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use weaver::{Context, Listener, Ref};
 
 /// Keeps balances; routed by account so every call for one account reaches
@@ -123,15 +122,9 @@ struct App {
 #[tokio::main]
 async fn main() -> weaver::Result<()> {
     weaver::run(|app: &'static App, _ctx| async move {
-        loop {
-            let (stream, _) = app.http.accept().await?;
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| handle(app, req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+        let service = hyper::service::service_fn(move |req| handle(app, req));
+        weaver::serve(&app.http, service).await?;
+        Ok(())
     })
     .await
 }
