@@ -103,6 +103,7 @@ impl Origin {
             line: -1,
             msg,
             attrs: Vec::new(),
+            typed_attrs: Vec::new(),
         }
     }
 }

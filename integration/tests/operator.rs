@@ -102,18 +102,19 @@ async fn logs_filters_with_cel_and_prints_json() -> anyhow::Result<()> {
             .collect()
     };
     let entries = parse(q(r#"component == "hello::Reverser" && level == "info""#).await?)?;
-    let lens: Vec<&str> = entries
+    // The lengths were logged as numbers, and stay numbers.
+    let lens: Vec<u64> = entries
         .iter()
-        .map(|e| e["attrs"]["len"].as_str().unwrap_or(""))
+        .map(|e| e["attrs"]["len"].as_u64().unwrap_or(0))
         .collect();
-    assert_eq!(lens, ["3", "5", "6"]);
+    assert_eq!(lens, [3, 5, 6]);
     assert!(
         entries
             .iter()
             .all(|e| e["msg"] == "reversing" && e["app"] == "hello")
     );
     assert_eq!(
-        parse(q(r#"msg.matches("^rev.*g$") && attrs["len"] == "6""#).await?)?.len(),
+        parse(q(r#"msg.matches("^rev.*g$") && attrs["len"] == 6"#).await?)?.len(),
         1
     );
     assert_eq!(

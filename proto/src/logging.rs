@@ -16,7 +16,7 @@
 
 use std::fmt::Write as _;
 
-use crate::runtime::LogEntry;
+use crate::runtime::{LogAttr, LogEntry, log_attr};
 
 /// The attribute key that marks a system log entry (one written by the
 /// weaver runtime or deployer rather than by application code). Its value is
@@ -117,6 +117,27 @@ fn quote_into(out: &mut String, s: &str) {
 /// Characters that print as nothing and would make a value ambiguous.
 fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{feff}')
+}
+
+/// How an attribute's value prints.
+enum AttrText<'a> {
+    /// Quoted.
+    Str(&'a str),
+    /// As it is: a number or a boolean.
+    Bare(&'a dyn std::fmt::Display),
+}
+
+impl<'a> AttrText<'a> {
+    fn of(a: &'a LogAttr) -> Self {
+        match &a.value {
+            Some(log_attr::Value::Str(s)) => AttrText::Str(s),
+            Some(log_attr::Value::Int(i)) => AttrText::Bare(i),
+            Some(log_attr::Value::Uint(u)) => AttrText::Bare(u),
+            Some(log_attr::Value::Float(f)) => AttrText::Bare(f),
+            Some(log_attr::Value::Bool(b)) => AttrText::Bare(b),
+            None => AttrText::Str(""),
+        }
+    }
 }
 
 /// A broken-down UTC time.
@@ -294,12 +315,19 @@ impl PrettyPrinter {
     }
 
     /// Writes ` key="value"` for each attribute but [`SYSTEM_ATTR`], sorted
-    /// by key (stable, so repeated keys keep their order).
+    /// by key (stable, so repeated keys keep their order): strings quoted,
+    /// other typed values (`n=5`, `ok=true`) bare.
     fn write_attrs(&self, out: &mut String, e: &LogEntry) {
-        let mut attrs: Vec<(&str, &str)> = e
+        let strings = e
             .attrs
             .chunks_exact(2)
-            .map(|kv| (kv[0].as_str(), kv[1].as_str()))
+            .map(|kv| (kv[0].as_str(), AttrText::Str(&kv[1])));
+        let typed = e
+            .typed_attrs
+            .iter()
+            .map(|a| (a.key.as_str(), AttrText::of(a)));
+        let mut attrs: Vec<(&str, AttrText<'_>)> = strings
+            .chain(typed)
             .filter(|(k, _)| *k != SYSTEM_ATTR)
             .collect();
         attrs.sort_by_key(|(k, _)| *k);
@@ -314,7 +342,12 @@ impl PrettyPrinter {
                 out.push_str(k);
                 out.push('=');
             }
-            quote_into(out, v);
+            match v {
+                AttrText::Str(s) => quote_into(out, s),
+                AttrText::Bare(v) => {
+                    let _ = write!(out, "{v}");
+                }
+            }
         }
     }
 

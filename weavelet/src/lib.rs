@@ -66,7 +66,7 @@ pub use error::{Error, Result};
 pub use listener::Listener;
 #[cfg(feature = "http")]
 pub use listener::serve;
-pub use logger::{Attrs, Logger};
+pub use logger::{AttrKey, AttrValue, Attrs, Logger};
 pub use runtime::run;
 pub use weaver_macros::{component, implements, main, router};
 

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 use weaver_proto::logging::{PrettyPrinter, rfc3339_micros, short_id, shorten_component};
-use weaver_proto::runtime::LogEntry;
+use weaver_proto::runtime::{LogAttr, LogEntry, log_attr};
 
 /// How [`Printer`] writes entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,8 @@ pub enum Format {
     /// One JSON object per line, with the fields `app`, `version`,
     /// `full_version`, `component`, `full_component`, `node`, `full_node`,
     /// `time` (RFC 3339 in UTC, with microseconds), `level`, `file`, `line`,
-    /// `msg` and `attrs` (an object; all attributes, system ones included).
+    /// `msg` and `attrs` (an object; all attributes, system ones included,
+    /// typed ones as JSON numbers and booleans).
     Json,
 }
 
@@ -49,7 +50,7 @@ struct JsonEntry<'a> {
     file: &'a str,
     line: i32,
     msg: &'a str,
-    attrs: BTreeMap<&'a str, &'a str>,
+    attrs: BTreeMap<&'a str, serde_json::Value>,
 }
 
 // === impl Printer ===
@@ -104,6 +105,18 @@ impl<W: Write> Printer<W> {
     }
 }
 
+/// A typed attribute's value as JSON (a NaN becomes `null`).
+fn json(a: &LogAttr) -> serde_json::Value {
+    match &a.value {
+        Some(log_attr::Value::Str(s)) => serde_json::Value::from(s.as_str()),
+        Some(log_attr::Value::Int(i)) => serde_json::Value::from(*i),
+        Some(log_attr::Value::Uint(u)) => serde_json::Value::from(*u),
+        Some(log_attr::Value::Float(f)) => serde_json::Value::from(*f),
+        Some(log_attr::Value::Bool(b)) => serde_json::Value::from(*b),
+        None => serde_json::Value::from(""),
+    }
+}
+
 // === impl JsonEntry ===
 
 impl<'a> JsonEntry<'a> {
@@ -121,11 +134,46 @@ impl<'a> JsonEntry<'a> {
             file: &e.file,
             line: e.line,
             msg: &e.msg,
+            // Typed attributes last, so that for a key in both they win.
             attrs: e
                 .attrs
                 .chunks_exact(2)
-                .map(|kv| (kv[0].as_str(), kv[1].as_str()))
+                .map(|kv| (kv[0].as_str(), serde_json::Value::from(kv[1].as_str())))
+                .chain(e.typed_attrs.iter().map(|a| (a.key.as_str(), json(a))))
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_attrs_keep_their_types() {
+        let attr = |key: &str, value| LogAttr {
+            key: key.into(),
+            value: Some(value),
+        };
+        let e = LogEntry {
+            attrs: vec!["kind".into(), "card".into(), "n".into(), "old".into()],
+            typed_attrs: vec![
+                attr("amount", log_attr::Value::Int(-5)),
+                attr("n", log_attr::Value::Uint(7)),
+                attr("ok", log_attr::Value::Bool(true)),
+                attr("rate", log_attr::Value::Float(0.5)),
+            ],
+            ..Default::default()
+        };
+        let mut p = Printer::new(Vec::new(), Format::Json);
+        p.print(&e).expect("in memory");
+        let line = String::from_utf8(p.into_inner()).expect("utf-8");
+        assert!(
+            line.ends_with(
+                r#""attrs":{"amount":-5,"kind":"card","n":7,"ok":true,"rate":0.5}}
+"#
+            ),
+            "{line}"
+        );
     }
 }

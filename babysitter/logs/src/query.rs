@@ -13,7 +13,7 @@ use weaver_proto::runtime::LogEntry;
 
 use crate::error::EvalErrorKind;
 use crate::store::FileKey;
-use crate::view::EntryView;
+use crate::view::{AttrRef, EntryView};
 use crate::{EvalError, EvalErrors, QueryError};
 
 mod attrs;
@@ -72,7 +72,7 @@ type CelFn = Box<
 /// | `level` | string | `debug`, `info`, `warn`, `error`, `stdout`, `stderr` |
 /// | `source` | string | `file:line` (`:-1` for captured output) |
 /// | `msg` | string | the message |
-/// | `attrs` | map(string, string) | the attributes |
+/// | `attrs` | map(string, dyn) | the attributes: strings, or the ints, uints, doubles and bools the app logged |
 ///
 /// All of CEL is available, notably `==` `!=` `<` `<=` `>` `>=`, `!`, `&&`,
 /// `||`, `in`, `contains`, `startsWith`, `endsWith`, `matches` (RE2 syntax)
@@ -120,8 +120,9 @@ pub(crate) trait Fields: Sync {
     fn file(&self) -> &str;
     fn line(&self) -> i32;
     fn msg(&self) -> &str;
-    /// The attributes as (key, value) pairs.
-    fn attr_pairs(&self) -> Vec<(&str, &str)>;
+    /// The attributes as (key, value) pairs: the string ones, then the
+    /// typed ones.
+    fn attr_pairs(&self) -> Vec<(&str, AttrRef<'_>)>;
 }
 
 /// Resolves the query's variables against one entry. A string variable is
@@ -427,11 +428,14 @@ impl Fields for LogEntry {
     fn msg(&self) -> &str {
         &self.msg
     }
-    fn attr_pairs(&self) -> Vec<(&str, &str)> {
-        self.attrs
-            .chunks_exact(2)
-            .map(|kv| (kv[0].as_str(), kv[1].as_str()))
-            .collect()
+    fn attr_pairs(&self) -> Vec<(&str, AttrRef<'_>)> {
+        let strings = self.attrs.chunks_exact(2);
+        let strings = strings.map(|kv| (kv[0].as_str(), AttrRef::Str(&kv[1])));
+        let typed = self
+            .typed_attrs
+            .iter()
+            .map(|a| (a.key.as_str(), AttrRef::of(a)));
+        strings.chain(typed).collect()
     }
 }
 
@@ -463,12 +467,13 @@ impl Fields for EntryView<'_> {
     fn msg(&self) -> &str {
         self.msg
     }
-    fn attr_pairs(&self) -> Vec<(&str, &str)> {
+    fn attr_pairs(&self) -> Vec<(&str, AttrRef<'_>)> {
         let mut pairs = Vec::new();
         let mut it = self.attrs();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            pairs.push((k, v));
+            pairs.push((k, AttrRef::Str(v)));
         }
+        pairs.extend(self.typed_attrs());
         pairs
     }
 }

@@ -7,7 +7,7 @@
 use std::str;
 
 use weaver_proto::logging::SYSTEM_ATTR;
-use weaver_proto::runtime::LogEntry;
+use weaver_proto::runtime::{LogAttr, LogEntry, log_attr};
 
 /// Protobuf wire types.
 const VARINT: u8 = 0;
@@ -19,6 +19,9 @@ const FIXED32: u8 = 5;
 
 /// Field number of `LogEntry.attrs`.
 const ATTRS: u32 = 10;
+
+/// Field number of `LogEntry.typed_attrs`.
+const TYPED_ATTRS: u32 = 11;
 
 /// How deeply prost lets groups nest in an unknown field before it gives
 /// up (its `RECURSION_LIMIT`): a field at this depth is an error.
@@ -36,17 +39,36 @@ pub(crate) struct EntryView<'a> {
     pub(crate) file: &'a str,
     pub(crate) line: i32,
     pub(crate) msg: &'a str,
-    /// Whether an attribute key is [`SYSTEM_ATTR`].
+    /// Whether a string attribute's key is [`SYSTEM_ATTR`].
     pub(crate) system: bool,
-    /// The frame from the first attribute on (attributes are read again from
-    /// here on demand; other fields in between are skipped).
+    /// The frame from the first attribute, string or typed, on (attributes
+    /// are read again from here on demand; other fields are skipped).
     attrs: &'a [u8],
 }
 
-/// The attributes of an [`EntryView`], flattened: key, value, key, value...
+/// The string attributes of an [`EntryView`], flattened: key, value, key,
+/// value...
 #[derive(Debug, Clone)]
 pub(crate) struct Attrs<'a> {
     rest: &'a [u8],
+}
+
+/// The typed attributes of an [`EntryView`], as (key, value).
+#[derive(Debug, Clone)]
+pub(crate) struct TypedAttrs<'a> {
+    rest: &'a [u8],
+}
+
+/// An attribute's value, borrowed from the frame or the entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum AttrRef<'a> {
+    Str(&'a str),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Bool(bool),
+    /// A typed attribute with no value set: reads as the empty string.
+    None,
 }
 
 // === impl EntryView ===
@@ -91,7 +113,7 @@ impl<'a> EntryView<'a> {
                         7 => v.file = s,
                         9 => v.msg = s,
                         _ => {
-                            if attr_index == 0 {
+                            if v.attrs.is_empty() {
                                 v.attrs = &frame[start..];
                             }
                             v.system |= attr_index.is_multiple_of(2) && s == SYSTEM_ATTR;
@@ -99,16 +121,27 @@ impl<'a> EntryView<'a> {
                         }
                     }
                 }
-                (1..=10, _) => return None,
+                (TYPED_ATTRS, LEN) => {
+                    log_attr(frame, &mut pos)?;
+                    if v.attrs.is_empty() {
+                        v.attrs = &frame[start..];
+                    }
+                }
+                (1..=TYPED_ATTRS, _) => return None,
                 (field, wire) => skip(frame, &mut pos, field, wire, RECURSION_LIMIT)?,
             }
         }
         Some(v)
     }
 
-    /// The attributes, flattened.
+    /// The string attributes, flattened.
     pub(crate) fn attrs(&self) -> Attrs<'a> {
         Attrs { rest: self.attrs }
+    }
+
+    /// The typed attributes.
+    pub(crate) fn typed_attrs(&self) -> TypedAttrs<'a> {
+        TypedAttrs { rest: self.attrs }
     }
 
     /// An owned copy.
@@ -124,6 +157,13 @@ impl<'a> EntryView<'a> {
             line: self.line,
             msg: self.msg.to_owned(),
             attrs: self.attrs().map(str::to_owned).collect(),
+            typed_attrs: self
+                .typed_attrs()
+                .map(|(key, value)| LogAttr {
+                    key: key.to_owned(),
+                    value: value.to_proto(),
+                })
+                .collect(),
         }
     }
 }
@@ -150,7 +190,76 @@ impl<'a> Iterator for Attrs<'a> {
     }
 }
 
+impl<'a> Iterator for TypedAttrs<'a> {
+    type Item = (&'a str, AttrRef<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let frame = self.rest;
+        let mut pos = 0;
+        while pos < frame.len() {
+            let (field, wire) = key(frame, &mut pos)?;
+            if (field, wire) == (TYPED_ATTRS, LEN) {
+                let attr = log_attr(frame, &mut pos)?;
+                self.rest = &frame[pos..];
+                return Some(attr);
+            }
+            skip(frame, &mut pos, field, wire, RECURSION_LIMIT)?;
+        }
+        self.rest = &[];
+        None
+    }
+}
+
+// === impl AttrRef ===
+
+impl<'a> AttrRef<'a> {
+    /// The value of a typed attribute of an owned entry.
+    pub(crate) fn of(a: &'a LogAttr) -> Self {
+        match &a.value {
+            Some(log_attr::Value::Str(s)) => AttrRef::Str(s),
+            Some(log_attr::Value::Int(i)) => AttrRef::Int(*i),
+            Some(log_attr::Value::Uint(u)) => AttrRef::Uint(*u),
+            Some(log_attr::Value::Float(f)) => AttrRef::Float(*f),
+            Some(log_attr::Value::Bool(b)) => AttrRef::Bool(*b),
+            None => AttrRef::None,
+        }
+    }
+
+    fn to_proto(self) -> Option<log_attr::Value> {
+        Some(match self {
+            AttrRef::Str(s) => log_attr::Value::Str(s.to_owned()),
+            AttrRef::Int(i) => log_attr::Value::Int(i),
+            AttrRef::Uint(u) => log_attr::Value::Uint(u),
+            AttrRef::Float(f) => log_attr::Value::Float(f),
+            AttrRef::Bool(b) => log_attr::Value::Bool(b),
+            AttrRef::None => return None,
+        })
+    }
+}
+
 // === decoding ===
+
+/// A length-delimited `LogAttr`, read as prost reads it (its unknown fields
+/// are one level of recursion down).
+fn log_attr<'a>(buf: &'a [u8], pos: &mut usize) -> Option<(&'a str, AttrRef<'a>)> {
+    let body = bytes(buf, pos)?;
+    let (mut name, mut value) = ("", AttrRef::None);
+    let mut p = 0;
+    while p < body.len() {
+        let (field, wire) = key(body, &mut p)?;
+        match (field, wire) {
+            (1, LEN) => name = string(body, &mut p)?,
+            (2, LEN) => value = AttrRef::Str(string(body, &mut p)?),
+            (3, VARINT) => value = AttrRef::Int(varint(body, &mut p)? as i64),
+            (4, VARINT) => value = AttrRef::Uint(varint(body, &mut p)?),
+            (5, FIXED64) => value = AttrRef::Float(f64::from_le_bytes(fixed::<8>(body, &mut p)?)),
+            (6, VARINT) => value = AttrRef::Bool(varint(body, &mut p)? != 0),
+            (1..=6, _) => return None,
+            (field, wire) => skip(body, &mut p, field, wire, RECURSION_LIMIT - 1)?,
+        }
+    }
+    Some((name, value))
+}
 
 /// A varint of at most 10 bytes whose value fits in 64 bits, as prost
 /// reads it.
@@ -239,6 +348,20 @@ mod tests {
                 "a".into(),
                 "2".into(),
             ],
+            typed_attrs: vec![
+                LogAttr {
+                    key: "n".into(),
+                    value: Some(log_attr::Value::Int(-3)),
+                },
+                LogAttr {
+                    key: "f".into(),
+                    value: Some(log_attr::Value::Float(0.25)),
+                },
+                LogAttr {
+                    key: "none".into(),
+                    value: None,
+                },
+            ],
         }
     }
 
@@ -294,10 +417,12 @@ mod tests {
         }
     }
 
-    /// What each decoder makes of `bytes`: `None` for a refusal.
-    fn both(bytes: &[u8]) -> (Option<LogEntry>, Option<LogEntry>) {
-        let ours = EntryView::decode(bytes).map(EntryView::to_entry);
-        (ours, LogEntry::decode(bytes).ok())
+    /// What each decoder makes of `bytes`, re-encoded (so that a NaN
+    /// compares equal to itself): `None` for a refusal.
+    fn both(bytes: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let ours = EntryView::decode(bytes).map(|v| v.to_entry().encode_to_vec());
+        let prost = LogEntry::decode(bytes).ok().map(|e| e.encode_to_vec());
+        (ours, prost)
     }
 
     /// A field key's varint bytes.
@@ -393,8 +518,9 @@ mod tests {
                 any::<i64>(),
                 any::<i32>(),
                 prop::collection::vec(".{0,4}", 0..6),
+                prop::collection::vec(typed_attr(), 0..4),
             )
-                .prop_map(|(s, time_micros, line, attrs)| LogEntry {
+                .prop_map(|(s, time_micros, line, attrs, typed_attrs)| LogEntry {
                     app: s.clone(),
                     version: "v".into(),
                     component: s,
@@ -405,7 +531,22 @@ mod tests {
                     line,
                     msg: "m".into(),
                     attrs,
+                    typed_attrs,
                 })
+        }
+
+        fn typed_attr() -> impl Strategy<Value = LogAttr> {
+            use log_attr::Value;
+            let value = prop_oneof![
+                Just(None),
+                ".{0,4}".prop_map(|s| Some(Value::Str(s))),
+                any::<i64>().prop_map(|i| Some(Value::Int(i))),
+                any::<u64>().prop_map(|u| Some(Value::Uint(u))),
+                // Not NaN, which is not equal to itself.
+                (-1e9f64..1e9).prop_map(|f| Some(Value::Float(f))),
+                any::<bool>().prop_map(|b| Some(Value::Bool(b))),
+            ];
+            (".{0,4}", value).prop_map(|(key, value)| LogAttr { key, value })
         }
 
         /// A byte string made of pieces that are each likely to mean

@@ -136,7 +136,7 @@ async fn app() -> weaver::Result<()> {
                         .and_then(|()| std::fs::rename(&tmp, &out))
                     {
                         app.logger
-                            .error("writing the benchmark result", [("error", e.to_string())]);
+                            .error_with("writing the benchmark result", ("error", e.to_string()));
                     }
                 } else {
                     println!("{line}");
@@ -148,7 +148,8 @@ async fn app() -> weaver::Result<()> {
                     .get()
                     .echo(&Context::new(), b"hello".to_vec())
                     .await?;
-                app.logger.info("echo answered", [("bytes", reply.len())]);
+                app.logger
+                    .info_with("echo answered", ("bytes", reply.len()));
             }
         }
         // Stay up until the deployer stops us.

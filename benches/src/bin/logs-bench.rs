@@ -160,6 +160,7 @@ fn entry(i: usize, rng: &mut u64) -> LogEntry {
         line: 40 + (i % 50) as i32,
         msg,
         attrs: vec!["seq".into(), i.to_string()],
+        typed_attrs: Vec::new(),
     }
 }
 

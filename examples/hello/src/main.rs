@@ -33,7 +33,8 @@ struct ReverserImpl {
 
 impl Reverser for ReverserImpl {
     async fn reverse(&self, _ctx: &Context, s: String) -> weaver::Result<String> {
-        self.logger.info("reversing", [("len", s.chars().count())]);
+        self.logger
+            .info_with("reversing", ("len", s.chars().count()));
         Ok(s.chars().rev().collect())
     }
 }
@@ -49,7 +50,7 @@ struct App {
 #[tokio::main]
 async fn main() -> weaver::Result<()> {
     weaver::run(|app: &'static App, _ctx| async move {
-        app.logger.info(
+        app.logger.info_with(
             "hello listener available",
             [("address", app.hello.proxy_addr())],
         );

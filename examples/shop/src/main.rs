@@ -108,7 +108,7 @@ struct CacheImpl {
 impl CacheImpl {
     async fn init(&mut self, _ctx: &Context) -> weaver::Result<()> {
         self.logger
-            .info("cache replica ready", [("pid", std::process::id())]);
+            .info_with("cache replica ready", ("pid", std::process::id()));
         Ok(())
     }
 
@@ -121,10 +121,8 @@ impl CacheImpl {
 impl Cache for CacheImpl {
     async fn get(&self, _ctx: &Context, key: String) -> weaver::Result<Lookup> {
         let value = self.entries().get(&key).cloned();
-        self.logger.debug(
-            "get",
-            [("key", key.as_str()), ("hit", bool_str(value.is_some()))],
-        );
+        self.logger
+            .debug_with("get", (("key", key.as_str()), ("hit", value.is_some())));
         Ok(Lookup {
             value,
             pid: std::process::id(),
@@ -132,7 +130,7 @@ impl Cache for CacheImpl {
     }
 
     async fn put(&self, _ctx: &Context, key: String, value: String) -> weaver::Result<Lookup> {
-        self.logger.debug("put", [("key", key.as_str())]);
+        self.logger.debug_with("put", ("key", key.as_str()));
         let previous = self.entries().insert(key, value);
         Ok(Lookup {
             value: previous,
@@ -177,7 +175,7 @@ impl InventoryImpl {
             stock.insert((*item).to_string(), *n);
         }
         self.logger
-            .info("inventory stocked", [("items", stock.len())]);
+            .info_with("inventory stocked", ("items", stock.len()));
         Ok(())
     }
 
@@ -209,7 +207,7 @@ impl Inventory for InventoryImpl {
             *left
         };
         self.logger
-            .info("reserved", [("item", item.clone()), ("n", n.to_string())]);
+            .info_with("reserved", (("item", item.as_str()), ("n", n)));
         Ok(Stock {
             item,
             left,
@@ -281,10 +279,8 @@ impl Pricing for PricingImpl {
         };
         let stock = self.inventory.get().stock(ctx, item.clone()).await?;
         let cents = base * (100 + self.config.markup_percent) / 100;
-        self.logger.info(
-            "quoted",
-            [("item", item.clone()), ("cents", cents.to_string())],
-        );
+        self.logger
+            .info_with("quoted", (("item", item.as_str()), ("cents", cents)));
         Ok(Quote {
             item,
             cents,
@@ -322,7 +318,7 @@ type Failure = (StatusCode, String);
 #[tokio::main]
 async fn main() -> weaver::Result<()> {
     weaver::run(|app: &'static App, _ctx| async move {
-        app.logger.info(
+        app.logger.info_with(
             "shop listener available",
             [("address", app.shop.proxy_addr())],
         );
@@ -471,10 +467,6 @@ fn decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn bool_str(b: bool) -> &'static str {
-    if b { "true" } else { "false" }
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ struct WorkerImpl {
 
 impl Worker for WorkerImpl {
     async fn work(&self, _ctx: &Context, key: String) -> weaver::Result<u32> {
-        self.logger.info("working", [("key", key)]);
+        self.logger.info_with("working", ("key", key));
         Ok(std::process::id())
     }
 }
@@ -101,7 +101,7 @@ async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Full<Bytes
             let ms = param(&req, "ms")
                 .and_then(|m| m.parse().ok())
                 .unwrap_or(100);
-            app.logger.info("slow request started", [("ms", ms)]);
+            app.logger.info_with("slow request started", ("ms", ms));
             tokio::time::sleep(Duration::from_millis(ms)).await;
             format!("slept {ms}")
         }

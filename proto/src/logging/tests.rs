@@ -16,6 +16,7 @@ fn entry(level: &str, component: &str, file: &str, line: i32, msg: &str) -> LogE
         line,
         msg: msg.into(),
         attrs: vec![],
+        typed_attrs: vec![],
     }
 }
 
@@ -174,5 +175,31 @@ fn pretty_color_marks_errors_and_dims_repeats() {
         pp.format(&e),
         "I0921 10:07:33.733831 hello::Other         076cb5f1 main.rs:7           \
          \x1b[38;5;245m │ \x1b[0mx"
+    );
+}
+
+#[test]
+fn typed_attributes_print_bare_after_string_ones_sorted_by_key() {
+    use crate::runtime::{LogAttr, log_attr::Value};
+    let mut e = entry("info", "hello::Reverser", "src/main.rs", 1, "paid");
+    e.attrs = vec!["kind".into(), "card".into()];
+    let attr = |key: &str, value| LogAttr {
+        key: key.into(),
+        value,
+    };
+    e.typed_attrs = vec![
+        attr("amount", Some(Value::Int(-5))),
+        attr("ok", Some(Value::Bool(true))),
+        attr("rate", Some(Value::Float(0.5))),
+        attr("n", Some(Value::Uint(7))),
+        attr("user", Some(Value::Str("ada".into()))),
+        attr("none", None),
+    ];
+    let line = PrettyPrinter::new(false).format(&e);
+    assert!(
+        line.ends_with(
+            "│ paid amount=-5 kind=\"card\" n=7 none=\"\" ok=true rate=0.5 user=\"ada\""
+        ),
+        "{line}"
     );
 }

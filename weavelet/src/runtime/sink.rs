@@ -44,6 +44,9 @@ pub(crate) struct PipeSink {
     dropped: Arc<AtomicU64>,
 }
 
+// Nearly every message is an entry, so boxing it would add an allocation
+// per log call to save nothing.
+#[allow(clippy::large_enum_variant)]
 enum SinkMsg {
     Entry(LogEntry),
     /// Acknowledged once every entry before it is written to the pipe.

@@ -1,35 +1,48 @@
-//! The `attrs` variable: a CEL `map(string, string)` borrowing the entry.
+//! The `attrs` variable: a CEL `map(string, dyn)` borrowing the entry. A
+//! value is a string, or the int, uint, double or bool the app logged.
 
 use cel::ExecutionError;
 use cel::common::traits::{Container, Indexer, Iterable, Iterator as CelIterator, Sizer};
-use cel::common::types::{CelInt, CelString, MAP_TYPE, Type};
+use cel::common::types::{CelBool, CelDouble, CelInt, CelString, CelUInt, MAP_TYPE, Type};
 use cel::common::value::{CowVal, Val};
+
+use crate::view::AttrRef;
 
 /// An entry's attributes as a CEL map. Built only when a query reads
 /// `attrs`; the strings are borrowed, so it costs one small vector.
 #[derive(Debug, Clone)]
 pub(super) struct AttrsVal<'a> {
     /// (key, value), in entry order; a repeated key's last value wins.
-    pairs: Vec<(CelString<'a>, CelString<'a>)>,
+    pairs: Vec<(CelString<'a>, AttrVal<'a>)>,
+}
+
+/// An attribute's value as a CEL value.
+#[derive(Debug, Clone)]
+enum AttrVal<'a> {
+    Str(CelString<'a>),
+    Int(CelInt),
+    Uint(CelUInt),
+    Double(CelDouble),
+    Bool(CelBool),
 }
 
 struct Keys<'b, 'a> {
-    pairs: std::slice::Iter<'b, (CelString<'a>, CelString<'a>)>,
+    pairs: std::slice::Iter<'b, (CelString<'a>, AttrVal<'a>)>,
 }
 
 // === impl AttrsVal ===
 
 impl<'a> AttrsVal<'a> {
-    pub(super) fn new(pairs: Vec<(&'a str, &'a str)>) -> Self {
+    pub(super) fn new(pairs: Vec<(&'a str, AttrRef<'a>)>) -> Self {
         Self {
             pairs: pairs
                 .into_iter()
-                .map(|(k, v)| (CelString::from(k), CelString::from(v)))
+                .map(|(k, v)| (CelString::from(k), AttrVal::new(v)))
                 .collect(),
         }
     }
 
-    fn find(&self, key: &dyn Val) -> Option<&CelString<'a>> {
+    fn find(&self, key: &dyn Val) -> Option<&AttrVal<'a>> {
         let key = key.downcast_ref::<CelString<'_>>()?;
         self.pairs
             .iter()
@@ -90,7 +103,7 @@ impl Indexer for AttrsVal<'_> {
         Self: 'v,
     {
         match self.find(idx) {
-            Some(v) => Ok(CowVal::Borrowed(v)),
+            Some(v) => Ok(CowVal::Borrowed(v.as_val())),
             None => Err(ExecutionError::no_such_key(&format!("{idx:?}"))),
         }
     }
@@ -117,6 +130,31 @@ impl Iterable for AttrsVal<'_> {
 impl Sizer for AttrsVal<'_> {
     fn size(&self) -> CelInt {
         CelInt::from(self.pairs.len() as i64)
+    }
+}
+
+// === impl AttrVal ===
+
+impl<'a> AttrVal<'a> {
+    fn new(v: AttrRef<'a>) -> Self {
+        match v {
+            AttrRef::Str(s) => AttrVal::Str(CelString::from(s)),
+            AttrRef::Int(i) => AttrVal::Int(CelInt::from(i)),
+            AttrRef::Uint(u) => AttrVal::Uint(CelUInt::from(u)),
+            AttrRef::Float(f) => AttrVal::Double(CelDouble::from(f)),
+            AttrRef::Bool(b) => AttrVal::Bool(CelBool::from(b)),
+            AttrRef::None => AttrVal::Str(CelString::from("")),
+        }
+    }
+
+    fn as_val(&self) -> &(dyn Val + 'a) {
+        match self {
+            AttrVal::Str(s) => s,
+            AttrVal::Int(i) => i,
+            AttrVal::Uint(u) => u,
+            AttrVal::Double(d) => d,
+            AttrVal::Bool(b) => b,
+        }
     }
 }
 

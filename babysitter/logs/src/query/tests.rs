@@ -1,5 +1,6 @@
 use prost::Message;
 use weaver_proto::logging::SYSTEM_ATTR;
+use weaver_proto::runtime::{LogAttr, log_attr};
 
 use super::*;
 use crate::Position;
@@ -21,6 +22,7 @@ fn entry(component: &str, level: &str, msg: &str, attrs: &[&str]) -> LogEntry {
         line: 12,
         msg: msg.into(),
         attrs: attrs.iter().map(|s| s.to_string()).collect(),
+        typed_attrs: Vec::new(),
     }
 }
 
@@ -171,6 +173,52 @@ fn attrs_index_select_and_in() {
     assert!(matches("size(attrs) == 2", &e));
     assert!(matches(r#"attrs.exists(key, key == "user")"#, &e));
     assert!(matches(r#"has(attrs.user) && !has(attrs.nope)"#, &e));
+}
+
+/// An entry with typed attributes (and one string one).
+fn typed(attrs: &[(&str, log_attr::Value)]) -> LogEntry {
+    let mut e = entry("c", "info", "paid", &["kind", "card"]);
+    e.typed_attrs = attrs
+        .iter()
+        .map(|(k, v)| LogAttr {
+            key: (*k).into(),
+            value: Some(v.clone()),
+        })
+        .collect();
+    e
+}
+
+#[test]
+fn typed_attrs_keep_their_type() {
+    use log_attr::Value;
+    let e = typed(&[
+        ("amount", Value::Int(150)),
+        ("count", Value::Uint(3)),
+        ("rate", Value::Float(0.5)),
+        ("ok", Value::Bool(true)),
+        ("user", Value::Str("ada".into())),
+    ]);
+    assert!(matches(r#"attrs["amount"] > 100"#, &e));
+    assert!(!matches(r#"attrs["amount"] > 200"#, &e));
+    assert!(matches("attrs.amount == 150 && attrs.amount == 150.0", &e));
+    assert!(matches("attrs.count == 3u && attrs.count > 2", &e));
+    assert!(matches("attrs.rate < 1.0 && attrs.ok", &e));
+    assert!(matches(
+        r#"attrs.user == "ada" && attrs.kind == "card""#,
+        &e
+    ));
+    assert!(matches("size(attrs) == 6", &e));
+    // An old, string-valued entry stays queryable as a string; compared
+    // with a number it fails evaluation, and is counted.
+    let old = entry("c", "info", "paid", &["amount", "150"]);
+    assert!(matches(r#"attrs.amount == "150""#, &old));
+    let q = Query::parse("attrs.amount > 100", false).expect("valid query");
+    assert!(!q.matches(&old));
+    assert_eq!(q.eval_errors().map(|e| e.count), Some(1));
+    // A typed value wins over a string one of the same key.
+    let mut both = typed(&[("kind", Value::Int(1))]);
+    both.attrs = vec!["kind".into(), "card".into()];
+    assert!(matches("attrs.kind == 1", &both));
 }
 
 #[test]

@@ -27,6 +27,7 @@ fn entry(node: &str, level: &str, seq: usize) -> LogEntry {
         line: 7,
         msg: format!("entry {seq}"),
         attrs: vec!["seq".into(), seq.to_string()],
+        typed_attrs: Vec::new(),
     }
 }
 

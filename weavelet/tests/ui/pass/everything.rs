@@ -42,7 +42,7 @@ struct CacheImpl {
 impl CacheImpl {
     async fn init(&mut self, _ctx: &Context) -> weaver::Result<()> {
         self.logger
-            .info("cache ready", [("capacity", self.config.capacity)]);
+            .info_with("cache ready", ("capacity", self.config.capacity));
         let _ = &self.admin;
         Ok(())
     }
