@@ -44,11 +44,11 @@ pub(crate) struct BankRouter;
 
 #[weaver::router(Bank)]
 impl BankRouter {
-    fn deposit(&self, _ctx: &Context, account: &String, _amount: &u64, _crash: &bool) -> String {
-        account.clone()
+    fn deposit(&self, _ctx: &Context, account: &str, _amount: &u64, _crash: &bool) -> String {
+        account.to_string()
     }
-    fn balance(&self, _ctx: &Context, account: &String) -> String {
-        account.clone()
+    fn balance(&self, _ctx: &Context, account: &str) -> String {
+        account.to_string()
     }
 }
 
