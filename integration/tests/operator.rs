@@ -159,6 +159,23 @@ async fn logs_filters_with_cel_and_prints_json() -> anyhow::Result<()> {
     assert!(String::from_utf8(out.stderr)?.contains("unknown variable `nope`"));
     let out = q(r#"msg.matches("(")"#).await?;
     assert_eq!(out.status.code(), Some(64));
+    // Type errors are refused before reading, with the position.
+    let out = q("msg > 3").await?;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr)?;
+    assert!(
+        err.contains("line 1, column 5: `>` cannot be applied to a string and an int"),
+        "{err}"
+    );
+    // Entries the query fails on are counted on stderr, not dropped silently.
+    let out = q(r#"attrs["len"] > "a""#).await?;
+    assert!(out.status.success() && out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr)?;
+    assert!(
+        err.contains("warning: 3 entries could not be evaluated: "),
+        "{err}"
+    );
     Ok(())
 }
 
