@@ -50,12 +50,16 @@ pub(crate) enum Command {
     /// Variables: app, version (8-char deployment id), full_version,
     /// component (e.g. hello::Reverser), full_component, node (8-char
     /// weavelet id), full_node, time, level (debug, info, warn, error,
-    /// stdout, stderr), source ("file:line"), msg, attrs (a map).
+    /// stdout, stderr), source ("file:line"), msg, attrs (a map whose
+    /// values keep the type they were logged with). A query is type-checked
+    /// before any log is read (exit 64 if bad); entries it fails on at run
+    /// time are counted on stderr.
     ///
     /// Examples:
     ///   weaver multi logs 'level == "error"'
     ///   weaver multi logs --follow 'component == "hello::Reverser" && msg.contains("len")'
     ///   weaver multi logs 'attrs["user"] == "ada" && time > timestamp("2026-01-01T00:00:00Z")'
+    ///   weaver multi logs 'attrs["len"] > 5'
     #[command(verbatim_doc_comment)]
     Logs {
         /// The CEL query; every entry if omitted.

@@ -79,8 +79,12 @@ type CelFn = Box<
 /// and `timestamp("2024-01-01T00:00:00Z")`. Levels compare in lower case:
 /// `level == "DEBUG"` means `level == "debug"`. A comparison on a missing
 /// attribute is false, not an error: `attrs["k"] == "v"` is read as
-/// `"k" in attrs && attrs["k"] == "v"`. An entry on which the query fails
-/// at run time (say, `attrs["k"] < 3`) does not match.
+/// `"k" in attrs && attrs["k"] == "v"`. An attribute's value has the type
+/// the app logged it with (see `weaver::Logger`): `attrs["amount"] > 100`
+/// compares ints; entries stored before typed attributes have strings only.
+/// An entry on which the query fails at run time (say, `attrs["k"] < 3`
+/// where `k` is a string) does not match, and is counted: see
+/// [`Query::eval_errors`].
 ///
 /// Unless `include_system` is set, entries logged by weaver itself (those
 /// with the `serviceweaver/system` attribute) are hidden, as if the query
@@ -88,8 +92,11 @@ type CelFn = Box<
 /// matches every entry.
 ///
 /// Everything that can be checked before reading a log is checked by
-/// [`Query::parse`]: the syntax, the variable names, the regexes and
-/// timestamps written as literals, and that the query is a condition.
+/// [`Query::parse`]: the size and depth of the query (at most 16 KiB, 24
+/// levels of brackets, 256 operators), the syntax, the variable names, the
+/// types (every variable's type is known, so `msg > 3`, `level == 1`,
+/// `app.contains()`, `nosuchfn(msg)` and `1 + 1` are refused), the regexes
+/// and timestamps written as literals.
 pub struct Query {
     source: String,
     include_system: bool,
@@ -158,9 +165,10 @@ impl Query {
     ///
     /// # Errors
     ///
-    /// A [`QueryError`] for a syntax error, an unknown variable, a regex or a
-    /// timestamp literal that does not parse, or a query that is not a
-    /// condition. Its `Display` shows where.
+    /// A [`QueryError`] for a query too large or too deep, a syntax error,
+    /// an unknown variable, a type error, a regex or a timestamp literal
+    /// that does not parse, or a query that is not a condition. Its
+    /// `Display` shows where.
     pub fn parse(src: &str, include_system: bool) -> Result<Query, QueryError> {
         let compiled = if src.trim().is_empty() {
             None
