@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 /// [`Listener::proxy_addr`], spreads the traffic over the replicas.
 ///
 /// It dereferences to the [`tokio::net::TcpListener`], so it plugs into
-/// hyper's accept loops; with the `http` feature, [`serve`](crate::serve)
+/// hyper's accept loops; with the `http` feature, `weaver::serve`
 /// runs a hyper server on it in one line, and with the `axum` feature,
 /// `axum::serve(&app.listener, router)` takes it directly. Accepted
 /// connections have Nagle's algorithm off (`TCP_NODELAY`, inherited from
