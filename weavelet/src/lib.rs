@@ -47,7 +47,9 @@
 //! to it, and calls to components elsewhere become RPCs.
 //!
 //! Runtime diagnostics go through `tracing`; application logs go through
-//! [`Logger`].
+//! [`Logger`]; application metrics are [`Counter`]s, [`Gauge`]s and
+//! [`Histogram`]s declared as statics (see [`MetricLabels`] for labelled
+//! families).
 
 mod component;
 mod config;
@@ -55,6 +57,7 @@ mod context;
 mod error;
 mod listener;
 mod logger;
+mod metrics;
 mod routing;
 mod rpc;
 mod runtime;
@@ -67,7 +70,9 @@ pub use listener::Listener;
 #[cfg(feature = "http")]
 pub use listener::serve;
 pub use logger::{AttrKey, AttrValue, Attrs, Logger};
+pub use metrics::{Counter, CounterMap, Gauge, GaugeMap, Histogram, HistogramMap, MetricLabels};
 pub use runtime::run;
+pub use weaver_macros::MetricLabels;
 pub use weaver_macros::{component, implements, main, router};
 
 use std::future::Future;
@@ -85,6 +90,7 @@ pub mod __private {
         Builder, DispatchFn, Field, FieldInfo, FieldKind, Handle, Implementation, Instance,
         Interface, MethodInfo, Registration, Target, Transport, Wrap,
     };
+    pub use crate::metrics::{LabelValue, MetricLabels};
     pub use crate::routing::route_key;
     pub use crate::routing::{ArgAt, RouterArg, router_arg};
     pub use linkme;

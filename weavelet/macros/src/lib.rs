@@ -8,7 +8,9 @@
 //!   link time;
 //! - `#[main]`: `#[implements]` for the Main component;
 //! - `#[router(Trait)]` on an `impl` block: ties routing-key methods to a
-//!   component's methods.
+//!   component's methods;
+//! - `#[derive(MetricLabels)]` on a struct: its fields become a metric
+//!   family's labels.
 //!
 //! This crate holds no runtime logic: every item it emits names only
 //! `::weaver::__private::…` (or the path given with `crate = "..."`).
@@ -16,6 +18,7 @@
 
 mod component;
 mod implements;
+mod labels;
 mod router;
 mod util;
 
@@ -50,6 +53,15 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn router(attr: TokenStream, item: TokenStream) -> TokenStream {
     router::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives `MetricLabels` for a struct whose fields are a metric family's
+/// labels. See the `weaver` crate.
+#[proc_macro_derive(MetricLabels, attributes(weaver))]
+pub fn derive_metric_labels(item: TokenStream) -> TokenStream {
+    labels::expand(item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
