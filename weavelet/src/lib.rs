@@ -72,7 +72,7 @@ pub use listener::serve;
 pub use logger::{AttrKey, AttrValue, Attrs, Logger};
 pub use metrics::{Counter, CounterMap, Gauge, GaugeMap, Histogram, HistogramMap, MetricLabels};
 pub use runtime::run;
-pub use weaver_macros::MetricLabels;
+pub use weaver_macros::{MetricLabels, metric};
 pub use weaver_macros::{component, implements, main, router};
 
 use std::future::Future;
@@ -90,7 +90,7 @@ pub mod __private {
         Builder, DispatchFn, Field, FieldInfo, FieldKind, Handle, Implementation, Instance,
         Interface, MethodInfo, Registration, Target, Transport, Wrap,
     };
-    pub use crate::metrics::{LabelValue, MetricLabels};
+    pub use crate::metrics::{Declared, LabelValue, MetricLabels};
     pub use crate::routing::route_key;
     pub use crate::routing::{ArgAt, RouterArg, router_arg};
     pub use linkme;
@@ -101,6 +101,10 @@ pub mod __private {
     /// Every component implementation linked into the binary.
     #[linkme::distributed_slice]
     pub static COMPONENTS: [Registration];
+
+    /// Every metric marked `#[weaver::metric]` linked into the binary.
+    #[linkme::distributed_slice]
+    pub static METRICS: [&'static dyn Declared];
 
     /// Encodes arguments or results.
     ///

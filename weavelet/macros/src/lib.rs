@@ -10,7 +10,8 @@
 //! - `#[router(Trait)]` on an `impl` block: ties routing-key methods to a
 //!   component's methods;
 //! - `#[derive(MetricLabels)]` on a struct: its fields become a metric
-//!   family's labels.
+//!   family's labels;
+//! - `#[metric]` on a metric `static`: registers it at link time.
 //!
 //! This crate holds no runtime logic: every item it emits names only
 //! `::weaver::__private::…` (or the path given with `crate = "..."`).
@@ -19,6 +20,7 @@
 mod component;
 mod implements;
 mod labels;
+mod metric;
 mod router;
 mod util;
 
@@ -62,6 +64,14 @@ pub fn router(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(MetricLabels, attributes(weaver))]
 pub fn derive_metric_labels(item: TokenStream) -> TokenStream {
     labels::expand(item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Registers a metric `static` at link time. See the `weaver` crate.
+#[proc_macro_attribute]
+pub fn metric(attr: TokenStream, item: TokenStream) -> TokenStream {
+    metric::expand(attr.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

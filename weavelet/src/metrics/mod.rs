@@ -3,13 +3,17 @@
 //!
 //! Declare each metric once, as a `static`; the constructors are `const`
 //! and check the name (and a histogram's bounds) at compile time. A metric
-//! is registered the first time it is used, and then updated with a few
-//! relaxed atomic operations, no lock and no allocation.
+//! is registered the first time it is used, or at start-up if marked
+//! `#[weaver::metric]` (so it is reported, at 0, before its first update,
+//! and a duplicate name stops the process at once); updates are then a few
+//! relaxed atomic operations, with no lock and no allocation.
 //!
 //! ```
 //! use weaver::{Counter, CounterMap, Histogram, MetricLabels};
 //!
+//! #[weaver::metric]
 //! static REQUESTS: Counter = Counter::new("shop_requests", "Requests served");
+//! #[weaver::metric]
 //! static SIZES: Histogram = Histogram::new("shop_cart_size", "Items per cart", &[1.0, 5.0, 10.0]);
 //!
 //! #[derive(MetricLabels)]
@@ -77,6 +81,17 @@ pub trait MetricLabels: Send + Sync + 'static {
     fn __copy(&self) -> Self
     where
         Self: Sized;
+}
+
+/// A metric `static` that `#[weaver::metric]` registers at start-up.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a metric",
+    label = "`#[weaver::metric]` goes on a `Counter`, `Gauge`, `Histogram` or one of their maps"
+)]
+pub trait Declared: Sync {
+    /// Registers the metric (a family: takes its name), if not yet.
+    fn declare(&self);
 }
 
 /// A type a [`MetricLabels`] field may have.
@@ -375,11 +390,14 @@ impl<L: MetricLabels> CounterMap<L> {
     /// the returned reference to skip even the lookup.
     pub fn get(&self, labels: &L) -> &Counter {
         self.series.get(labels, || {
-            let family = self.family.get_or_init(|| {
-                global().family(self.name, self.help, Kind::Counter, L::NAMES, &[])
-            });
+            let family = self.family();
             Counter::member(global().counter_in(family, labels.values()))
         })
+    }
+
+    fn family(&self) -> &FamilyDef {
+        self.family
+            .get_or_init(|| global().family(self.name, self.help, Kind::Counter, L::NAMES, &[]))
     }
 }
 
@@ -407,11 +425,14 @@ impl<L: MetricLabels> GaugeMap<L> {
     /// Finding an existing series takes no lock and allocates nothing.
     pub fn get(&self, labels: &L) -> &Gauge {
         self.series.get(labels, || {
-            let family = self
-                .family
-                .get_or_init(|| global().family(self.name, self.help, Kind::Gauge, L::NAMES, &[]));
+            let family = self.family();
             Gauge::member(global().gauge_in(family, labels.values()))
         })
+    }
+
+    fn family(&self) -> &FamilyDef {
+        self.family
+            .get_or_init(|| global().family(self.name, self.help, Kind::Gauge, L::NAMES, &[]))
     }
 }
 
@@ -452,11 +473,53 @@ impl<L: MetricLabels> HistogramMap<L> {
     /// Finding an existing series takes no lock and allocates nothing.
     pub fn get(&self, labels: &L) -> &Histogram {
         self.series.get(labels, || {
-            let family = self.family.get_or_init(|| {
-                global().family(self.name, self.help, Kind::Histogram, L::NAMES, self.bounds)
-            });
+            let family = self.family();
             Histogram::member(global().histogram_in(family, labels.values()))
         })
+    }
+
+    fn family(&self) -> &FamilyDef {
+        self.family.get_or_init(|| {
+            global().family(self.name, self.help, Kind::Histogram, L::NAMES, self.bounds)
+        })
+    }
+}
+
+// === impl Declared ===
+
+impl Declared for Counter {
+    fn declare(&self) {
+        self.register();
+    }
+}
+
+impl Declared for Gauge {
+    fn declare(&self) {
+        self.register();
+    }
+}
+
+impl Declared for Histogram {
+    fn declare(&self) {
+        self.register();
+    }
+}
+
+impl<L: MetricLabels> Declared for CounterMap<L> {
+    fn declare(&self) {
+        self.family();
+    }
+}
+
+impl<L: MetricLabels> Declared for GaugeMap<L> {
+    fn declare(&self) {
+        self.family();
+    }
+}
+
+impl<L: MetricLabels> Declared for HistogramMap<L> {
+    fn declare(&self) {
+        self.family();
     }
 }
 
@@ -487,6 +550,17 @@ macro_rules! label_value_to_string {
 label_value_to_string!(
     bool, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
 );
+
+/// Registers every metric marked `#[weaver::metric]`.
+///
+/// # Panics
+///
+/// If two metrics have the same name.
+pub(crate) fn declare_all() {
+    for metric in crate::__private::METRICS {
+        metric.declare();
+    }
+}
 
 /// The hash of a label set, for [`MetricLabels::__hash`].
 pub(crate) fn labels_hash<L: MetricLabels>(labels: &L) -> u64 {

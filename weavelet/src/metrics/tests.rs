@@ -165,6 +165,39 @@ fn empty_name_panics() {
     check_name("");
 }
 
+// `unsafe_code` is denied in this crate, and linkme's `link_section` counts:
+// in an app's crate the lint does not see into the macro's output.
+#[allow(unsafe_code)]
+mod linked {
+    use super::{CounterMap, Gauge, Id};
+
+    #[crate::metric(crate = "crate")]
+    pub(super) static LINKED: Gauge = Gauge::new("test_linked_idle", "never touched");
+
+    #[crate::metric(crate = "crate")]
+    pub(super) static LINKED_MAP: CounterMap<Id> = CounterMap::new("test_linked_map", "");
+}
+
+#[test]
+fn linked_metric_is_reported_at_zero_without_use() {
+    super::declare_all();
+    let all = super::registry::global().snapshot();
+    let linked = all
+        .iter()
+        .find(|s| s.def.name == "test_linked_idle")
+        .expect("a #[metric] static is registered by declare_all");
+    assert_eq!(linked.value.value, 0.0);
+    // A family has no series before its first label set, but its name is
+    // taken.
+    assert!(!all.iter().any(|s| s.def.name == "test_linked_map"));
+    let taken = std::panic::catch_unwind(|| {
+        static SAME: Counter = Counter::new("test_linked_map", "");
+        SAME.inc();
+    });
+    assert!(taken.is_err());
+    let _ = (&linked::LINKED, &linked::LINKED_MAP);
+}
+
 #[test]
 fn declared_metric_is_reported_at_zero() {
     static IDLE: Counter = Counter::new("test_declared_idle", "never updated");

@@ -48,12 +48,18 @@ pub(crate) trait Runtime: Send + Sync + 'static {
 /// # Errors
 ///
 /// If the config is invalid, a component cannot be built, or `f` fails.
+///
+/// # Panics
+///
+/// If two metrics marked `#[weaver::metric]` have the same name.
 pub async fn run<M, F, Fut>(f: F) -> Result<()>
 where
     M: Implementation<Interface = dyn Main>,
     F: FnOnce(&'static M, Context) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
+    // Before anything else: a duplicate metric name stops the process here.
+    crate::metrics::declare_all();
     if pipes::under_envelope()? {
         remote::run(f).await
     } else {

@@ -1,5 +1,5 @@
-//! The derive's output names nothing from the caller's scope, and a
-//! family is usable from a static.
+//! The derive's and `#[metric]`'s output names nothing from the caller's
+//! scope, and a family is usable from a static.
 #![no_implicit_prelude]
 
 extern crate weaver as renamed;
@@ -18,7 +18,9 @@ struct Call {
 #[weaver(crate = "::renamed")]
 struct NoLabels;
 
+#[renamed::metric(crate = "::renamed")]
 static CALLS: renamed::CounterMap<Call> = renamed::CounterMap::new("calls", "Calls");
+#[renamed::metric(crate = "::renamed")]
 static LATENCY: renamed::HistogramMap<NoLabels> =
     renamed::HistogramMap::new("latency", "Latency", &[1.0, 2.0]);
 
