@@ -34,6 +34,7 @@
 //! The runtime reads the registry: the weavelet reports deltas to its
 //! envelope, and the Prometheus text encoder renders snapshots.
 
+use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
@@ -236,12 +237,22 @@ impl Counter {
             .get_or_init(|| global().counter(self.name, self.help))
     }
 
-    fn member(cell: Arc<CounterCell>) -> Self {
+    fn member(name: &'static str, help: &'static str, cell: Arc<CounterCell>) -> Self {
         Self {
-            name: "",
-            help: "",
+            name,
+            help,
             cell: OnceLock::from(cell),
         }
+    }
+}
+
+impl fmt::Debug for Counter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only a registered counter has a value: formatting registers nothing.
+        f.debug_struct("Counter")
+            .field("name", &self.name)
+            .field("value", &self.cell.get().map(|c| c.get()))
+            .finish()
     }
 }
 
@@ -297,12 +308,21 @@ impl Gauge {
             .get_or_init(|| global().gauge(self.name, self.help))
     }
 
-    fn member(cell: Arc<GaugeCell>) -> Self {
+    fn member(name: &'static str, help: &'static str, cell: Arc<GaugeCell>) -> Self {
         Self {
-            name: "",
-            help: "",
+            name,
+            help,
             cell: OnceLock::from(cell),
         }
+    }
+}
+
+impl fmt::Debug for Gauge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gauge")
+            .field("name", &self.name)
+            .field("value", &self.cell.get().map(|c| c.get()))
+            .finish()
     }
 }
 
@@ -355,13 +375,28 @@ impl Histogram {
             .get_or_init(|| global().histogram(self.name, self.help, self.bounds))
     }
 
-    fn member(cell: Arc<HistogramCell>) -> Self {
+    fn member(
+        name: &'static str,
+        help: &'static str,
+        bounds: &'static [f64],
+        cell: Arc<HistogramCell>,
+    ) -> Self {
         Self {
-            name: "",
-            help: "",
-            bounds: &[],
+            name,
+            help,
+            bounds,
             cell: OnceLock::from(cell),
         }
+    }
+}
+
+impl fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Histogram")
+            .field("name", &self.name)
+            .field("bounds", &self.bounds)
+            .field("count", &self.cell.get().map(|c| c.count()))
+            .finish()
     }
 }
 
@@ -391,7 +426,11 @@ impl<L: MetricLabels> CounterMap<L> {
     pub fn get(&self, labels: &L) -> &Counter {
         self.series.get(labels, || {
             let family = self.family();
-            Counter::member(global().counter_in(family, labels.values()))
+            Counter::member(
+                self.name,
+                self.help,
+                global().counter_in(family, labels.values()),
+            )
         })
     }
 
@@ -426,7 +465,11 @@ impl<L: MetricLabels> GaugeMap<L> {
     pub fn get(&self, labels: &L) -> &Gauge {
         self.series.get(labels, || {
             let family = self.family();
-            Gauge::member(global().gauge_in(family, labels.values()))
+            Gauge::member(
+                self.name,
+                self.help,
+                global().gauge_in(family, labels.values()),
+            )
         })
     }
 
@@ -474,7 +517,12 @@ impl<L: MetricLabels> HistogramMap<L> {
     pub fn get(&self, labels: &L) -> &Histogram {
         self.series.get(labels, || {
             let family = self.family();
-            Histogram::member(global().histogram_in(family, labels.values()))
+            Histogram::member(
+                self.name,
+                self.help,
+                self.bounds,
+                global().histogram_in(family, labels.values()),
+            )
         })
     }
 
@@ -572,35 +620,52 @@ pub(crate) fn labels_hash<L: MetricLabels>(labels: &L) -> u64 {
 /// Panics (at compile time when called in a constant) unless `name` is a
 /// valid Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub(crate) const fn check_name(name: &str) {
-    let b = name.as_bytes();
-    assert!(!b.is_empty(), "a metric name cannot be empty");
-    assert!(
-        !b[0].is_ascii_digit(),
-        "a metric name cannot start with a digit"
-    );
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        assert!(
-            c.is_ascii_alphanumeric() || c == b'_' || c == b':',
-            "a metric name has only ASCII letters, digits, `_` and `:`"
-        );
-        i += 1;
+    if let Some(problem) = name_problem(name) {
+        panic!("{}", problem);
     }
 }
 
 /// Panics (at compile time when called in a constant) unless `bounds` are
 /// strictly ascending and none is NaN.
 pub(crate) const fn check_bounds(bounds: &[f64]) {
+    if let Some(problem) = bounds_problem(bounds) {
+        panic!("{}", problem);
+    }
+}
+
+/// What is wrong with metric name `name`, if anything.
+pub(crate) const fn name_problem(name: &str) -> Option<&'static str> {
+    let b = name.as_bytes();
+    if b.is_empty() {
+        return Some("a metric name cannot be empty");
+    }
+    if b[0].is_ascii_digit() {
+        return Some("a metric name cannot start with a digit");
+    }
     let mut i = 0;
-    while i < bounds.len() {
-        assert!(!bounds[i].is_nan(), "a histogram bound cannot be NaN");
-        assert!(
-            i == 0 || bounds[i - 1] < bounds[i],
-            "histogram bounds must be strictly ascending"
-        );
+    while i < b.len() {
+        let c = b[i];
+        if !(c.is_ascii_alphanumeric() || c == b'_' || c == b':') {
+            return Some("a metric name has only ASCII letters, digits, `_` and `:`");
+        }
         i += 1;
     }
+    None
+}
+
+/// What is wrong with histogram bounds `bounds`, if anything.
+pub(crate) const fn bounds_problem(bounds: &[f64]) -> Option<&'static str> {
+    let mut i = 0;
+    while i < bounds.len() {
+        if bounds[i].is_nan() {
+            return Some("a histogram bound cannot be NaN");
+        }
+        if i > 0 && bounds[i - 1] >= bounds[i] {
+            return Some("histogram bounds must be strictly ascending");
+        }
+        i += 1;
+    }
+    None
 }
 
 const fn str_eq(a: &str, b: &str) -> bool {

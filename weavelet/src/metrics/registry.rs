@@ -254,10 +254,12 @@ impl Registry {
         labels: &'static [&'static str],
         bounds: &'static [f64],
     ) -> FamilyDef {
-        super::check_name(name);
-        super::check_bounds(bounds);
-        if let Some(bad) = bad_label(labels) {
-            panic!("metric {name:?}: {bad}");
+        let problem = super::name_problem(name)
+            .map(str::to_owned)
+            .or_else(|| super::bounds_problem(bounds).map(str::to_owned))
+            .or_else(|| bad_label(labels));
+        if let Some(problem) = problem {
+            panic!("metric {name:?}: {problem}");
         }
         let taken = !self.lock().names.insert(name);
         if taken {

@@ -84,6 +84,10 @@ fn counter_ignores_negative_and_nan() {
     C.inc();
     C.add(3.0);
     assert_eq!(C.get(), 6.5);
+    assert_eq!(
+        format!("{C:?}"),
+        r#"Counter { name: "test_counter_ignores", value: Some(6.5) }"#
+    );
 }
 
 #[test]
@@ -148,7 +152,7 @@ fn duplicate_name_panics_naming_it() {
 }
 
 #[test]
-#[should_panic(expected = "histogram bounds must be strictly ascending")]
+#[should_panic(expected = "metric \"h\": histogram bounds must be strictly ascending")]
 fn descending_bounds_panic() {
     Registry::new().histogram("h", "", &[2.0, 1.0]);
 }
