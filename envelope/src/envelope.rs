@@ -8,8 +8,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::Instrument;
 use weaver_proto::runtime::{
-    EnvelopeMsg, GetHealthRequest, GetLoadReply, GetLoadRequest, GetMetricsRequest,
-    GetProfileRequest, HealthStatus, MetricUpdate, RoutingInfo, UpdateComponentsRequest,
+    EnvelopeMsg, GetHealthRequest, GetLoadReply, GetLoadRequest, GetMetricsReply,
+    GetMetricsRequest, GetProfileRequest, HealthStatus, RoutingInfo, UpdateComponentsRequest,
     UpdateRoutingInfoRequest, WeaveletArgs, WeaveletInfo, WeaveletMsg, envelope_msg, weavelet_msg,
 };
 use weaver_proto::{Conn, Incoming, PROTOCOL_VERSION};
@@ -194,8 +194,8 @@ impl Envelope {
     /// # Errors
     ///
     /// [`Error::Call`] or [`Error::UnexpectedReply`].
-    pub async fn get_metrics(&self) -> Result<MetricUpdate, Error> {
-        self.handle.get_metrics().await
+    pub async fn get_metrics(&self, ack: u64) -> Result<GetMetricsReply, Error> {
+        self.handle.get_metrics(ack).await
     }
 
     /// See [`Handle::get_load`].
@@ -329,15 +329,20 @@ impl Handle {
         .await
     }
 
-    /// Fetches the metrics that changed since the previous fetch.
+    /// Fetches the metrics that changed since reply `ack` (the `seq` of the
+    /// last reply received, 0 for none).
+    ///
+    /// Pass the previous reply's `seq` only once that reply has been
+    /// applied: the weavelet then sends what changed since; any other `ack`
+    /// makes it resend everything since the last acknowledged reply.
     ///
     /// # Errors
     ///
     /// [`Error::Call`] or [`Error::UnexpectedReply`].
-    pub async fn get_metrics(&self) -> Result<MetricUpdate, Error> {
-        let req = envelope_msg::Msg::GetMetricsReq(GetMetricsRequest {});
+    pub async fn get_metrics(&self, ack: u64) -> Result<GetMetricsReply, Error> {
+        let req = envelope_msg::Msg::GetMetricsReq(GetMetricsRequest { ack });
         self.call("GetMetrics", req, |m| match m {
-            weavelet_msg::Msg::GetMetricsReply(r) => Ok(r.update.unwrap_or_default()),
+            weavelet_msg::Msg::GetMetricsReply(r) => Ok(r),
             other => Err(other),
         })
         .await

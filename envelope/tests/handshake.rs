@@ -87,9 +87,11 @@ async fn handshake_then_requests_flow_both_ways() {
         .await
         .expect("health");
     assert_eq!(health, HealthStatus::Healthy);
-    let metrics = within("metrics", envelope.get_metrics())
+    let reply = within("metrics", envelope.get_metrics(3))
         .await
         .expect("metrics");
+    assert_eq!(reply.seq, 4, "the fake numbers its reply after the ack");
+    let metrics = reply.update.expect("an update");
     assert_eq!(metrics.defs[0].name, "fake_calls");
     assert_eq!(metrics.values[0].value, 7.0);
     within("load", envelope.get_load()).await.expect("load");

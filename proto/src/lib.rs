@@ -38,7 +38,7 @@ pub use frame::{FrameError, MAX_FRAME_LEN};
 /// message. The handshake fields (`WeaveletArgs.protocol_version` and
 /// `WeaveletInfo.protocol_version`, both field 1) never change, so a mismatch
 /// is always reported as one, never as a decode failure.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Environment variable naming the descriptor the weavelet reads from
 /// (envelope → weavelet).
@@ -72,7 +72,7 @@ mod version_guard {
         let got = format!("{:016x}", fnv1a(text.as_bytes()));
         // If runtime.proto changed, bump PROTOCOL_VERSION and update both
         // constants below.
-        let (want_version, want_hash) = (4, "309eeae9f8592eee");
+        let (want_version, want_hash) = (5, "9e684a07ffd76480");
         assert_eq!(
             (super::PROTOCOL_VERSION, got.as_str()),
             (want_version, want_hash),

@@ -341,8 +341,10 @@ async fn serve(conn: &WeaveletConn, incoming: &mut Incoming<EnvelopeMsg>, args: 
             Some(In::GetHealthReq(_)) => Out::GetHealthReply(GetHealthReply {
                 status: HealthStatus::Healthy.into(),
             }),
-            Some(In::GetMetricsReq(_)) => Out::GetMetricsReply(GetMetricsReply {
+            // Every reply carries everything, numbered after the ack.
+            Some(In::GetMetricsReq(r)) => Out::GetMetricsReply(GetMetricsReply {
                 update: Some(metrics()),
+                seq: r.ack + 1,
             }),
             Some(In::GetLoadReq(_)) => Out::GetLoadReply(GetLoadReply::default()),
             Some(In::GetProfileReq(_)) => Out::GetProfileReply(GetProfileReply {

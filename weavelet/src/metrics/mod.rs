@@ -38,15 +38,17 @@ use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
+use weaver_proto::runtime::{GetMetricsReply, MetricUpdate};
+
 use self::family::Family;
-use self::registry::{CounterCell, FamilyDef, GaugeCell, HistogramCell, Kind, global};
+pub(crate) use self::registry::global;
+use self::registry::{CounterCell, FamilyDef, GaugeCell, HistogramCell, Kind, Registry, Update};
 
 mod family;
-// Export (GetMetrics) and the Prometheus endpoint are wired to the runtime
-// in a later part of issue 10; until then only the tests read them.
+// The Prometheus endpoint is wired to the runtime in a later part of issue
+// 10; until then only the tests read it (and the registry's snapshots).
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod prometheus;
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod registry;
 #[cfg(test)]
 mod tests;
@@ -598,6 +600,42 @@ macro_rules! label_value_to_string {
 label_value_to_string!(
     bool, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
 );
+
+/// The weavelet a metric comes from: the labels it adds to every
+/// definition it exports, so series from different processes stay apart.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    /// The app's name (`serviceweaver_app`).
+    pub(crate) app: String,
+    /// The deployment id (`serviceweaver_version`).
+    pub(crate) version: String,
+    /// The weavelet id (`serviceweaver_node`).
+    pub(crate) node: String,
+}
+
+/// The reply to a `GetMetrics` request that acknowledges reply `ack`: what
+/// changed in `registry` since (see [`Registry::export`]), each definition
+/// labelled with `origin`.
+pub(crate) fn reply(registry: &Registry, ack: u64, origin: &Origin) -> GetMetricsReply {
+    let Update { seq, defs, values } = registry.export(ack);
+    let defs = defs
+        .into_iter()
+        .map(|mut def| {
+            for (k, v) in [
+                ("serviceweaver_app", &origin.app),
+                ("serviceweaver_version", &origin.version),
+                ("serviceweaver_node", &origin.node),
+            ] {
+                def.labels.insert(k.to_owned(), v.clone());
+            }
+            def
+        })
+        .collect();
+    GetMetricsReply {
+        update: Some(MetricUpdate { defs, values }),
+        seq,
+    }
+}
 
 /// Registers every metric marked `#[weaver::metric]`.
 ///

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use weaver_proto::runtime::{MetricDef, MetricValue};
 
 use super::registry::{Kind, Registry, Snapshot, Update};
-use super::{Counter, CounterMap, Gauge, GaugeMap, HistogramMap, MetricLabels, check_name};
+use super::{Counter, CounterMap, Gauge, GaugeMap, HistogramMap, MetricLabels, Origin, check_name};
 
 #[derive(crate::MetricLabels)]
 #[weaver(crate = "crate")]
@@ -294,6 +294,80 @@ fn first_reply_has_every_definition_and_a_fresh_poller_gets_them_again() {
     let again = reg.export(0);
     assert_eq!(again.defs.len(), 2);
     assert_eq!(again.values.len(), 2);
+}
+
+/// Polls `reg` through [`super::reply`] as the envelope does, echoing the
+/// last `seq` it received; with `lose`, a reply never reaches it.
+struct Poller {
+    ack: u64,
+    importer: Importer,
+}
+
+impl Poller {
+    fn poll(&mut self, reg: &Registry, lose: bool) {
+        let origin = Origin {
+            app: "bank".to_owned(),
+            version: "dep-1".to_owned(),
+            node: "node-1".to_owned(),
+        };
+        let reply = super::reply(reg, self.ack, &origin);
+        if lose {
+            return;
+        }
+        let update = reply.update.expect("a reply carries an update");
+        self.ack = reply.seq;
+        self.importer.apply(Update {
+            seq: reply.seq,
+            defs: update.defs,
+            values: update.values,
+        });
+    }
+}
+
+/// Two weavelet replies, the first lost on the way: the poller ends with
+/// the totals it has when nothing is lost.
+fn reply_totals(lose: bool) -> Importer {
+    let reg = Registry::new();
+    let requests = reg.counter("requests", "");
+    let sizes = reg.histogram("sizes", "", &[10.0]);
+    let mut poller = Poller {
+        ack: 0,
+        importer: Importer::default(),
+    };
+    poller.poll(&reg, false);
+    requests.add(3.0);
+    sizes.put(4.0);
+    poller.poll(&reg, lose);
+    requests.inc();
+    poller.poll(&reg, false);
+    poller.importer
+}
+
+#[test]
+fn weavelet_reply_lost_then_next_poll_gives_same_totals_and_labels() {
+    let kept = reply_totals(false);
+    let lost = reply_totals(true);
+    assert_eq!(kept, lost);
+    assert_eq!(lost.value("requests"), 4.0);
+    assert_eq!(lost.value("sizes"), 4.0);
+    for (def, _) in lost.metrics.values() {
+        let origin: Vec<_> = def
+            .labels
+            .iter()
+            .filter(|(k, _)| k.starts_with("serviceweaver_"))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            origin,
+            [
+                ("serviceweaver_app", "bank"),
+                ("serviceweaver_node", "node-1"),
+                ("serviceweaver_version", "dep-1"),
+            ],
+            "labels of {}",
+            def.name
+        );
+    }
 }
 
 fn golden_registry() -> Vec<Snapshot> {

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use weaver_proto::runtime::{
     ActivateComponentRequest, ComponentInfo, EnvelopeMsg, ExportListenerRequest, GetHealthReply,
-    GetListenerAddressRequest, GetLoadReply, GetMetricsReply, HealthStatus, UpdateComponentsReply,
+    GetListenerAddressRequest, GetLoadReply, HealthStatus, UpdateComponentsReply,
     UpdateRoutingInfoReply, WeaveletArgs, WeaveletInfo, WeaveletMsg, envelope_msg, weavelet_msg,
 };
 use weaver_proto::{Conn, ConnError, Incoming, MAX_FRAME_LEN, PROTOCOL_VERSION};
@@ -26,6 +26,7 @@ use super::{Registry, Runtime, pipes};
 use crate::component::{Implementation, Instance, Main, Registration, Target};
 use crate::config::Section;
 use crate::logger::LogSink;
+use crate::metrics::{self, Origin};
 use crate::rpc::{self, Dispatcher, U64Hasher, wire};
 use crate::{BoxFuture, Context, Error, Listener, Result};
 
@@ -50,6 +51,8 @@ pub(crate) struct Remote {
     methods: HashMap<u64, (Arc<Served>, u32), BuildHasherDefault<U64Hasher>>,
     /// Every component of the binary, by name.
     served: HashMap<&'static str, Arc<Served>>,
+    /// The labels this weavelet adds to the metrics it exports.
+    origin: Origin,
     /// Latest routing per component this weavelet calls.
     routing: Mutex<HashMap<String, watch::Sender<Option<Arc<Routing>>>>>,
 }
@@ -203,6 +206,11 @@ impl Remote {
             served.insert(reg.name, s);
         }
         let sink = Arc::new(PipeSink::new(conn.clone(), &args));
+        let origin = Origin {
+            app: args.app.clone(),
+            version: args.deployment_id.clone(),
+            node: args.id.clone(),
+        };
         Arc::new_cyclic(|this| Remote {
             this: this.clone(),
             conn,
@@ -212,6 +220,7 @@ impl Remote {
             instances: Instances::default(),
             methods,
             served,
+            origin,
             routing: Mutex::default(),
         })
     }
@@ -266,8 +275,11 @@ impl Remote {
                 Some(envelope_msg::Msg::GetLoadReq(_)) => {
                     weavelet_msg::Msg::GetLoadReply(GetLoadReply::default())
                 }
-                Some(envelope_msg::Msg::GetMetricsReq(_)) => {
-                    weavelet_msg::Msg::GetMetricsReply(GetMetricsReply::default())
+                Some(envelope_msg::Msg::GetMetricsReq(r)) => {
+                    // Metrics of a crate linked but not yet used appear at 0.
+                    metrics::declare_all();
+                    let reply = metrics::reply(metrics::global(), r.ack, &self.origin);
+                    weavelet_msg::Msg::GetMetricsReply(reply)
                 }
                 other => {
                     if id > 0 {
