@@ -3,16 +3,20 @@
 //! Each babysitter runs a [`StatusServer`] on a loopback port and records the
 //! port in the [registry](crate::Registry). `weaver multi status` (in the CLI
 //! crate, which fetches and prints) reads the registry and asks each
-//! deployment's server for its [`Status`] as JSON at [`STATUS_PATH`].
+//! deployment's server for its [`Status`] as JSON at [`STATUS_PATH`]. The
+//! same server renders the deployment's metrics as Prometheus text at
+//! [`PROMETHEUS_PATH`].
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+mod metrics;
 mod server;
 #[cfg(test)]
 mod tests;
 
+pub use metrics::{MetricsProvider, PROMETHEUS_PATH};
 pub use server::{StatusProvider, StatusServer};
 
 /// The HTTP path the status server answers on.

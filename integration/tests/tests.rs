@@ -8,4 +8,5 @@ mod hygiene;
 mod lifecycle;
 mod multi_correctness;
 mod multi_deploy;
+mod multi_metrics;
 mod operator;

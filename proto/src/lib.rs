@@ -12,7 +12,8 @@
 //!   side numbers its requests from 1 and a reply carries the negated id.
 //!
 //! [`paths`] and [`single`] hold what the app runtime and the tools share
-//! outside the pipes: where state lives, and the single-process registration.
+//! outside the pipes: where state lives, and the single-process registration;
+//! [`prometheus`] renders metrics as the Prometheus text format.
 //!
 //! [`PROTOCOL_VERSION`] is exchanged in the handshake; both sides refuse a peer
 //! that speaks another version.
@@ -21,6 +22,7 @@ pub mod conn;
 pub mod frame;
 pub mod logging;
 pub mod paths;
+pub mod prometheus;
 pub mod single;
 
 /// Protobuf messages of the envelope/weavelet protocol (`weaver.runtime`).

@@ -9,6 +9,7 @@
 
 pub(crate) mod handler;
 mod logs;
+mod metrics;
 mod routing;
 mod spawn;
 mod state;
@@ -36,7 +37,9 @@ use self::state::{Replica, State};
 use crate::Config;
 use crate::config::MAIN_COMPONENT;
 use crate::registry::{Registration, Registry};
-use crate::status::{ComponentStatus, ListenerStatus, ReplicaStatus, Status, StatusServer};
+use crate::status::{
+    ComponentStatus, ListenerStatus, MetricsProvider, ReplicaStatus, Status, StatusServer,
+};
 
 pub use self::error::DeployError;
 
@@ -77,6 +80,8 @@ pub(crate) struct Shared {
     fatal: watch::Sender<Option<Arc<DeployError>>>,
     shutting_down: AtomicBool,
     status: Mutex<Option<StatusServer>>,
+    /// What each replica reported of its metrics.
+    metrics: metrics::Store,
     /// Groups, subscribers and proxies.
     state: Mutex<State>,
     /// The last lines each replica wrote to stderr, by weavelet id, for
@@ -86,6 +91,10 @@ pub(crate) struct Shared {
 
 /// Lines of stderr kept per replica for crash reports.
 const TAIL_LINES: usize = 10;
+
+/// How long a replica may take to answer a metrics poll before the page is
+/// served without it.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
 
 // === impl Deployment ===
 
@@ -185,6 +194,7 @@ impl Shared {
             fatal: watch::channel(None).0,
             shutting_down: AtomicBool::new(false),
             status: Mutex::new(None),
+            metrics: metrics::Store::new(METRICS_TIMEOUT),
             state: Mutex::new(State::default()),
             tails: Mutex::default(),
         }))
@@ -194,7 +204,18 @@ impl Shared {
     async fn boot(self: Arc<Self>) -> Result<(), DeployError> {
         let weak = self.this.clone();
         let provider = Arc::new(move || weak.upgrade().map_or_else(gone_status, |s| s.status()));
-        let server = StatusServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), provider).await?;
+        let weak = self.this.clone();
+        let metrics: MetricsProvider = Arc::new(move || {
+            let shared = weak.upgrade();
+            Box::pin(async move {
+                match shared {
+                    Some(s) => s.poll_metrics().await,
+                    None => Vec::new(),
+                }
+            })
+        });
+        let bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        let server = StatusServer::start_with_metrics(bind, provider, metrics).await?;
         let status_addr = server.addr();
         *self.lock_status() = Some(server);
         self.registry.register(&Registration {
@@ -579,6 +600,12 @@ impl Shared {
     }
 
     /// The deployment's status.
+    /// Polls every replica (each process once) for its metrics.
+    async fn poll_metrics(&self) -> Vec<weaver_proto::prometheus::Snapshot> {
+        let envelopes = self.lock_state().all_envelopes();
+        self.metrics.poll(&envelopes).await
+    }
+
     pub(crate) fn status(&self) -> Status {
         let st = self.lock_state();
         let components = st

@@ -1,4 +1,5 @@
-//! The babysitter's status server: `GET /debug/weaver/status` as JSON.
+//! The babysitter's status server: `GET /debug/weaver/status` as JSON and
+//! `GET /debug/weaver/prometheus` as Prometheus text.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
+use super::metrics::{self, MetricsProvider, PROMETHEUS_PATH};
 use super::{STATUS_PATH, Status, StatusError};
 
 /// Produces the current status on every request. It runs on the server's
@@ -26,6 +28,14 @@ pub type StatusProvider = Arc<dyn Fn() -> Status + Send + Sync>;
 /// How long to back off after a failed `accept` (e.g. out of file
 /// descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What the server answers with.
+struct Providers {
+    /// Where the server listens, for the Prometheus page's header.
+    addr: SocketAddr,
+    status: StatusProvider,
+    metrics: MetricsProvider,
+}
 
 /// A running status server. Dropping it stops it too, without waiting.
 #[derive(Debug)]
@@ -45,11 +55,31 @@ impl StatusServer {
     ///
     /// [`StatusError::Bind`] if the address cannot be bound.
     pub async fn start(bind: SocketAddr, provider: StatusProvider) -> Result<Self, StatusError> {
+        let none: MetricsProvider = Arc::new(|| Box::pin(async { Vec::new() }));
+        Self::start_with_metrics(bind, provider, none).await
+    }
+
+    /// Like [`StatusServer::start`], and serves the metrics that `metrics`
+    /// returns at [`PROMETHEUS_PATH`].
+    ///
+    /// # Errors
+    ///
+    /// [`StatusError::Bind`] if the address cannot be bound.
+    pub async fn start_with_metrics(
+        bind: SocketAddr,
+        provider: StatusProvider,
+        metrics: MetricsProvider,
+    ) -> Result<Self, StatusError> {
         let bind_err = |source| StatusError::Bind { addr: bind, source };
         let listener = TcpListener::bind(bind).await.map_err(bind_err)?;
         let addr = listener.local_addr().map_err(bind_err)?;
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, provider, stopped));
+        let providers = Providers {
+            addr,
+            status: provider,
+            metrics,
+        };
+        let task = tokio::spawn(serve(listener, Arc::new(providers), stopped));
         debug!(%addr, "status server listening");
         Ok(StatusServer {
             addr,
@@ -88,7 +118,7 @@ impl Drop for StatusServer {
 /// connection set on return closes the port and every connection.
 async fn serve(
     listener: TcpListener,
-    provider: StatusProvider,
+    provider: Arc<Providers>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let mut conns = JoinSet::new();
@@ -111,10 +141,10 @@ async fn serve(
     debug!("status server stopped");
 }
 
-async fn serve_conn(stream: TcpStream, peer: SocketAddr, provider: StatusProvider) {
+async fn serve_conn(stream: TcpStream, peer: SocketAddr, provider: Arc<Providers>) {
     let service = service_fn(move |req| {
         let provider = provider.clone();
-        async move { Ok::<_, Infallible>(respond(&req, &provider)) }
+        async move { Ok::<_, Infallible>(respond(&req, &provider).await) }
     });
     if let Err(err) = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
@@ -124,8 +154,9 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, provider: StatusProvide
     }
 }
 
-fn respond(req: &Request<Incoming>, provider: &StatusProvider) -> Response<Full<Bytes>> {
-    if req.uri().path() != STATUS_PATH {
+async fn respond(req: &Request<Incoming>, provider: &Providers) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if path != STATUS_PATH && path != PROMETHEUS_PATH {
         return text(StatusCode::NOT_FOUND, "not found");
     }
     if req.method() != Method::GET {
@@ -134,7 +165,17 @@ fn respond(req: &Request<Incoming>, provider: &StatusProvider) -> Response<Full<
             .insert(ALLOW, hyper::header::HeaderValue::from_static("GET"));
         return resp;
     }
-    match serde_json::to_vec(&provider()) {
+    if path == PROMETHEUS_PATH {
+        let snapshots = (provider.metrics)().await;
+        let page = metrics::page(provider.addr, req.uri().query(), &snapshots);
+        let mut resp = Response::new(Full::new(Bytes::from(page)));
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return resp;
+    }
+    match serde_json::to_vec(&(provider.status)()) {
         Ok(body) => {
             let mut resp = Response::new(Full::new(Bytes::from(body)));
             resp.headers_mut().insert(

@@ -154,3 +154,80 @@ async fn a_port_in_use_is_a_bind_error() {
         format!("cannot bind the status server to {addr}")
     );
 }
+
+fn two_replicas() -> MetricsProvider {
+    use weaver_proto::prometheus::Snapshot;
+    use weaver_proto::runtime::{MetricDef, MetricType, MetricValue};
+    let replica = |node: &str, v: f64| Snapshot {
+        def: MetricDef {
+            id: 1,
+            name: "bank_deposits".into(),
+            typ: MetricType::Counter as i32,
+            help: "Deposits".into(),
+            labels: [("serviceweaver_node".to_owned(), node.to_owned())].into(),
+            bounds: Vec::new(),
+        },
+        value: MetricValue {
+            id: 1,
+            value: v,
+            counts: Vec::new(),
+        },
+    };
+    let metrics = vec![replica("aaaaaaaa-1", 2.0), replica("bbbbbbbb-2", 3.0)];
+    Arc::new(move || {
+        let metrics = metrics.clone();
+        Box::pin(async move { metrics })
+    })
+}
+
+fn is_sample(line: &str) -> bool {
+    !line.is_empty() && !line.starts_with('#')
+}
+
+/// The body of `GET <target>`, after checking it is Prometheus text.
+async fn get_prometheus(addr: SocketAddr, target: &str) -> String {
+    let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let reply = exchange(addr, &request).await;
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+#[tokio::test]
+async fn prometheus_page_shows_each_replica_or_their_sum() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let server =
+        StatusServer::start_with_metrics(loopback(), provider(hello(), calls), two_replicas())
+            .await
+            .unwrap();
+    let addr = server.addr();
+    let each = get_prometheus(addr, PROMETHEUS_PATH).await;
+    assert!(
+        each.contains(&format!("#   metrics_path: {PROMETHEUS_PATH}\n")),
+        "{each}"
+    );
+    assert!(
+        each.contains(&format!("#     - targets: ['{addr}']\n")),
+        "{each}"
+    );
+    let samples: Vec<_> = each.lines().filter(|l| is_sample(l)).collect();
+    assert_eq!(
+        samples,
+        [
+            "bank_deposits{serviceweaver_node=\"aaaaaaaa\"} 2",
+            "bank_deposits{serviceweaver_node=\"bbbbbbbb\"} 3",
+        ],
+        "{each}"
+    );
+    let summed = get_prometheus(addr, "/debug/weaver/prometheus?replicas=sum").await;
+    let samples: Vec<_> = summed.lines().filter(|l| is_sample(l)).collect();
+    assert_eq!(samples, ["bank_deposits 5"], "{summed}");
+    tokio::time::timeout(TEST_TIMEOUT, server.shutdown())
+        .await
+        .unwrap();
+}

@@ -12,6 +12,9 @@
 //! - `/audit?account=A`: calls the Audit directly from Main.
 //!
 //! `FAIL_INIT=1` makes the Audit's init hook fail.
+//!
+//! The Bank counts the deposits it credits in `bank_deposits`, a metric the
+//! metrics tests read back from the babysitter.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -21,7 +24,11 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use weaver::{Context, Listener, Ref};
+use weaver::{Context, Counter, Listener, Ref};
+
+/// Deposits credited, over every Bank replica.
+#[weaver::metric]
+static DEPOSITS: Counter = Counter::new("bank_deposits", "Deposits credited");
 
 /// Keeps balances; routed by account so every call for one account reaches
 /// the replica that holds it.
@@ -81,6 +88,7 @@ impl Bank for BankImpl {
             *slot += amount;
             *slot
         };
+        DEPOSITS.inc();
         self.audit.record(ctx, account, crash).await?;
         Ok(balance)
     }

@@ -32,7 +32,7 @@
 //! ```
 //!
 //! The runtime reads the registry: the weavelet reports deltas to its
-//! envelope, and the Prometheus text encoder renders snapshots.
+//! envelope, and the babysitter renders them as Prometheus text.
 
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -45,10 +45,6 @@ pub(crate) use self::registry::global;
 use self::registry::{CounterCell, FamilyDef, GaugeCell, HistogramCell, Kind, Registry, Update};
 
 mod family;
-// The Prometheus endpoint is wired to the runtime in a later part of issue
-// 10; until then only the tests read it (and the registry's snapshots).
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) mod prometheus;
 pub(crate) mod registry;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+pub(crate) use weaver_proto::prometheus::Snapshot;
 use weaver_proto::runtime as proto;
 
 /// The registry of the process, which every handle registers in.
@@ -58,15 +59,6 @@ pub(crate) struct HistogramCell {
 /// The process's metrics.
 pub(crate) struct Registry {
     state: Mutex<State>,
-}
-
-/// A metric's definition and value, as reported and rendered.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Snapshot {
-    /// The definition.
-    pub(crate) def: proto::MetricDef,
-    /// The value.
-    pub(crate) value: proto::MetricValue,
 }
 
 /// One reply to a metrics poll: what changed since the last acknowledged

@@ -419,8 +419,8 @@ fn golden_registry() -> Vec<Snapshot> {
 #[test]
 fn prometheus_text_matches_golden_file() {
     let mut text = String::new();
-    super::prometheus::header(&mut text, "127.0.0.1:9090", "/debug/weaver/prometheus");
-    super::prometheus::encode(&mut text, &golden_registry());
+    weaver_proto::prometheus::header(&mut text, "127.0.0.1:9090", "/debug/weaver/prometheus");
+    weaver_proto::prometheus::encode(&mut text, &golden_registry());
     let golden = include_str!("testdata/registry.prom");
     if text != golden {
         panic!("Prometheus text differs from testdata/registry.prom; got:\n{text}");

@@ -2,15 +2,22 @@
 //! Service Weaver's `/debug/serviceweaver/prometheus`: user metrics first,
 //! then the generated `serviceweaver_*` ones under a banner.
 //!
-//! It reads only `weaver-proto` types, so it can move to wherever the
-//! status server lives.
+//! The babysitter's status server renders its deployment's metrics with
+//! it; the `weaver` crate's tests fix its exact output (a golden file).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use weaver_proto::runtime::MetricType;
+use crate::runtime::{MetricDef, MetricType, MetricValue};
 
-use super::registry::Snapshot;
+/// A metric's definition and value, as reported and rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The definition.
+    pub def: MetricDef,
+    /// The value.
+    pub value: MetricValue,
+}
 
 /// Labels a deployment-wide page leaves out: every series has the same.
 const DROPPED_LABELS: [&str; 2] = ["serviceweaver_app", "serviceweaver_version"];
@@ -19,7 +26,7 @@ const DROPPED_LABELS: [&str; 2] = ["serviceweaver_app", "serviceweaver_version"]
 const NODE_LABEL: &str = "serviceweaver_node";
 
 /// Writes the comment header: how to scrape `path` on `target` (`host:port`).
-pub(crate) fn header(out: &mut String, target: &str, path: &str) {
+pub fn header(out: &mut String, target: &str, path: &str) {
     let _ = write!(
         out,
         "# Metrics in Prometheus text format [1].
@@ -43,7 +50,7 @@ pub(crate) fn header(out: &mut String, target: &str, path: &str) {
 
 /// Writes `metrics`, grouped by name (sorted by name, then id), user
 /// metrics before `serviceweaver_*` ones.
-pub(crate) fn encode(out: &mut String, metrics: &[Snapshot]) {
+pub fn encode(out: &mut String, metrics: &[Snapshot]) {
     let mut user: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
     let mut weaver: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
     for m in metrics {

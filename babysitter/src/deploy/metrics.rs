@@ -1,0 +1,187 @@
+//! The deployment's metrics: what each replica's weavelet last reported,
+//! polled on demand.
+//!
+//! A replica is one process, polled once however many components it hosts
+//! (Go polls a colocated group once per member and counts it twice).
+//! Replies are deltas, definitions once and then the absolute values of
+//! what changed; the next poll acknowledges the reply it applied, so a reply
+//! lost to a timeout is sent again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::warn;
+use weaver_envelope::Envelope;
+use weaver_proto::prometheus::Snapshot;
+use weaver_proto::runtime::{GetMetricsReply, MetricDef, MetricValue};
+
+/// The metrics of every live replica, by weavelet id.
+pub(crate) struct Store {
+    /// How long a replica may take to answer before it is skipped.
+    timeout: Duration,
+    /// Guards the map only; each replica's own lock orders its polls, so
+    /// its replies are applied in the order they were asked for.
+    replicas: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Replica>>>>,
+}
+
+/// What one replica reported so far.
+#[derive(Debug, Default)]
+pub(crate) struct Replica {
+    /// The `seq` of the last reply applied (0: none).
+    ack: u64,
+    /// Definitions, by metric id.
+    defs: BTreeMap<u64, MetricDef>,
+    /// Latest values, by metric id.
+    values: BTreeMap<u64, MetricValue>,
+}
+
+// === impl Store ===
+
+impl Store {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            replicas: Mutex::default(),
+        }
+    }
+
+    /// Polls every replica of `envelopes` at once and returns the series of
+    /// those that answered in time (a replica that did not is skipped with
+    /// a warning). Replicas no longer in `envelopes` are forgotten.
+    pub(crate) async fn poll(&self, envelopes: &[Arc<Envelope>]) -> Vec<Snapshot> {
+        let targets: Vec<_> = {
+            let mut map = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+            map.retain(|id, _| envelopes.iter().any(|e| weavelet_id(e) == id));
+            envelopes
+                .iter()
+                .map(|e| {
+                    let replica = map.entry(weavelet_id(e).to_owned()).or_default();
+                    (e.clone(), replica.clone())
+                })
+                .collect()
+        };
+        let polls = targets.iter().map(|(e, r)| self.poll_one(e, r));
+        futures_util::future::join_all(polls)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    async fn poll_one(
+        &self,
+        envelope: &Envelope,
+        replica: &tokio::sync::Mutex<Replica>,
+    ) -> Vec<Snapshot> {
+        let weavelet = weavelet_id(envelope);
+        let polled = tokio::time::timeout(self.timeout, async {
+            let mut replica = replica.lock().await;
+            let reply = envelope.get_metrics(replica.ack).await?;
+            replica.apply(reply);
+            Ok::<_, weaver_envelope::Error>(replica.snapshot())
+        })
+        .await;
+        match polled {
+            Ok(Ok(metrics)) => metrics,
+            Ok(Err(error)) => {
+                warn!(%weavelet, %error, "cannot get a replica's metrics; skipping it");
+                Vec::new()
+            }
+            Err(_) => {
+                warn!(%weavelet, timeout = ?self.timeout, "a replica did not send its metrics in time; skipping it");
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn weavelet_id(envelope: &Envelope) -> &str {
+    &envelope.handle().args().id
+}
+
+// === impl Replica ===
+
+impl Replica {
+    /// Applies one reply: new definitions, then values (absolute, so a
+    /// resent value does no harm).
+    pub(crate) fn apply(&mut self, reply: GetMetricsReply) {
+        let update = reply.update.unwrap_or_default();
+        for def in update.defs {
+            self.defs.entry(def.id).or_insert(def);
+        }
+        for value in update.values {
+            if self.defs.contains_key(&value.id) {
+                self.values.insert(value.id, value);
+            } else {
+                warn!(
+                    id = value.id,
+                    "a metric value without a definition; dropped"
+                );
+            }
+        }
+        self.ack = reply.seq;
+    }
+
+    /// Every series, with its latest value (0 until one arrives).
+    pub(crate) fn snapshot(&self) -> Vec<Snapshot> {
+        self.defs
+            .values()
+            .map(|def| Snapshot {
+                def: def.clone(),
+                value: self.values.get(&def.id).cloned().unwrap_or(MetricValue {
+                    id: def.id,
+                    value: 0.0,
+                    counts: vec![0; def.bounds.len() + 1],
+                }),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weaver_proto::runtime::{MetricType, MetricUpdate};
+
+    use super::*;
+
+    fn counter(id: u64) -> MetricDef {
+        MetricDef {
+            id,
+            name: format!("c{id}"),
+            typ: MetricType::Counter as i32,
+            ..MetricDef::default()
+        }
+    }
+
+    fn value(id: u64, v: f64) -> MetricValue {
+        MetricValue {
+            id,
+            value: v,
+            counts: Vec::new(),
+        }
+    }
+
+    fn reply(seq: u64, defs: Vec<MetricDef>, values: Vec<MetricValue>) -> GetMetricsReply {
+        GetMetricsReply {
+            update: Some(MetricUpdate { defs, values }),
+            seq,
+        }
+    }
+
+    #[test]
+    fn replica_keeps_definitions_once_and_latest_absolute_values() {
+        let mut r = Replica::default();
+        r.apply(reply(1, vec![counter(1), counter(2)], vec![value(1, 0.0)]));
+        r.apply(reply(2, vec![], vec![value(1, 3.0), value(9, 1.0)]));
+        // A resent definition (a poller that lost a reply) changes nothing.
+        r.apply(reply(3, vec![counter(1)], vec![value(1, 5.0)]));
+        assert_eq!(r.ack, 3);
+        let got: Vec<_> = r
+            .snapshot()
+            .into_iter()
+            .map(|s| (s.def.name, s.value.value))
+            .collect();
+        assert_eq!(got, [("c1".to_owned(), 5.0), ("c2".to_owned(), 0.0)]);
+    }
+}

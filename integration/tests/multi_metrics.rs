@@ -1,0 +1,64 @@
+//! Metrics under `weaver multi deploy`: what the app's replicas count
+//! reaches the babysitter's Prometheus page, each process once.
+
+use std::collections::BTreeSet;
+
+use anyhow::Context as _;
+use weaver_integration::{Deployment, bins, config, http_get};
+
+/// The `bank_deposits` samples of a Prometheus page, as (labels, value).
+fn deposits(page: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    page.lines()
+        .filter(|l| l.starts_with("bank_deposits"))
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').context("a sample has a value")?;
+            let labels = series.trim_start_matches("bank_deposits").to_owned();
+            Ok((labels, value.parse()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_counter_summed_over_replicas_counts_every_request() -> anyhow::Result<()> {
+    // Bank and Audit share a group of two replicas: each process must be
+    // polled once, not once per component it hosts.
+    let extra = "colocate = [[\"bank::Bank\", \"bank::Audit\"]]\n[multi]\nreplicas = 2";
+    let d = Deployment::start(&config("bank", &bins().bin("bank"), extra)).await?;
+    d.ready().await?;
+    let addr = d.listener("http").await?;
+    const N: usize = 12;
+    for i in 0..N {
+        let (status, body) = http_get(&addr, &format!("/deposit?account=a{i}&amount=1")).await?;
+        assert_eq!(status, 200, "deposit {i}: {body}");
+    }
+    let status = d.status().await?;
+    let status_addr = status.status_addr.clone().context("a status address")?;
+    let processes: BTreeSet<_> = status
+        .components
+        .iter()
+        .flat_map(|c| c.replicas.iter().map(|r| r.weavelet_id.clone()))
+        .collect();
+    assert_eq!(status.pids("bank::Bank").len(), 2, "{status:?}");
+
+    let (code, page) = http_get(&status_addr, "/debug/weaver/prometheus").await?;
+    assert_eq!(code, 200, "{page}");
+    let each = deposits(&page)?;
+    // One series per process, told apart by its (shortened) weavelet id;
+    // every process links the counter, so Main reports it at 0.
+    let nodes: BTreeSet<_> = processes
+        .iter()
+        .map(|id| format!("{{serviceweaver_node=\"{}\"}}", &id[..8]))
+        .collect();
+    let labels: BTreeSet<_> = each.iter().map(|(l, _)| l.clone()).collect();
+    assert_eq!(labels, nodes, "{page}");
+    assert_eq!(each.len(), processes.len(), "{page}");
+    let total: f64 = each.iter().map(|(_, v)| v).sum();
+    assert_eq!(total, N as f64, "{page}");
+
+    // The babysitter's own sum agrees, and a second poll (deltas only)
+    // keeps the totals.
+    let (code, summed) = http_get(&status_addr, "/debug/weaver/prometheus?replicas=sum").await?;
+    assert_eq!(code, 200, "{summed}");
+    assert_eq!(deposits(&summed)?, [(String::new(), N as f64)], "{summed}");
+    Ok(())
+}
