@@ -8,6 +8,7 @@
 // A command-line tool prints its results on stdout.
 #![allow(clippy::print_stdout)]
 
+mod metrics;
 mod multi;
 mod single;
 mod status;

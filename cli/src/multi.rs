@@ -1,6 +1,7 @@
 //! `weaver multi`: deploy an application as many processes, and inspect
 //! the deployments running on this machine.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use clap::Subcommand;
 use tokio::signal::unix::{SignalKind, signal};
 use weaver_babysitter::{Config, Deployment, Options, Registry, data_dir};
 
-use crate::{Outcome, UsageError, status};
+use crate::{Outcome, UsageError, metrics, status};
 
 /// How long in-flight requests get to finish at teardown.
 const GRACE: Duration = Duration::from_secs(5);
@@ -44,6 +45,19 @@ pub(crate) enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = status::Format::Table)]
         format: status::Format,
+    },
+    /// Show the metrics of the deployments running on this machine.
+    ///
+    /// Each babysitter polls its replicas (a replica that does not answer
+    /// within 2 s is left out, with a warning) and the series of every
+    /// replica are shown, one table per metric, user metrics first.
+    Metrics {
+        /// Show only metrics whose name matches this regular expression
+        /// (unanchored).
+        regex: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = metrics::Format::Table)]
+        format: metrics::Format,
     },
     /// Print the logs of live and finished deployments, filtered by CEL.
     ///
@@ -89,6 +103,7 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
         Command::Deploy { config } => deploy(config),
         Command::Status { format } => status(format),
+        Command::Metrics { regex, format } => metrics(regex.as_deref(), format),
         Command::Logs {
             query,
             follow,
@@ -183,6 +198,22 @@ fn status(format: status::Format) -> anyhow::Result<Outcome> {
         })
         .collect();
     status::print(listed, format)?;
+    Ok(Outcome::Ok)
+}
+
+fn metrics(regex: Option<&str>, format: metrics::Format) -> anyhow::Result<Outcome> {
+    // Check the regex before asking anyone.
+    let filter = metrics::filter(regex)?;
+    let registry = Registry::open_default()?;
+    let deployments = runtime()?.block_on(metrics::collect(&registry, filter.as_ref()))?;
+    if deployments.is_empty() && format == metrics::Format::Prometheus {
+        // Nothing to scrape; say why on stderr, and keep stdout empty.
+        eprintln!("No deployments are running.");
+    }
+    let text = metrics::render(&deployments, format);
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(Outcome::Ok)
 }
 

@@ -21,8 +21,9 @@ use std::io::Write as _;
 
 use weaver_babysitter::Status;
 
+pub(crate) use client::fetch_metrics;
 pub(crate) use live::{live, process_exists};
-pub(crate) use render::color_enabled;
+pub(crate) use render::{STYLE, color_enabled, short_component, short_id};
 
 /// How `status` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context as _;
-use weaver_integration::{Deployment, bins, config, http_get};
+use weaver_integration::{Deployment, TempDir, bins, config, http_get, weaver_in};
 
 /// The `bank_deposits` samples of a Prometheus page, as (labels, value).
 fn deposits(page: &str) -> anyhow::Result<Vec<(String, f64)>> {
@@ -60,5 +60,42 @@ async fn a_user_counter_summed_over_replicas_counts_every_request() -> anyhow::R
     let (code, summed) = http_get(&status_addr, "/debug/weaver/prometheus?replicas=sum").await?;
     assert_eq!(code, 200, "{summed}");
     assert_eq!(deposits(&summed)?, [(String::new(), N as f64)], "{summed}");
+
+    // `weaver multi metrics` reads the same series.
+    let out = d
+        .weaver(&["multi", "metrics", "--format=json", "deposit"])
+        .await?;
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let id = d.id().context("a deployment id")?;
+    let ours = doc["deployments"]
+        .as_array()
+        .and_then(|all| all.iter().find(|x| x["deployment_id"] == id.as_str()))
+        .with_context(|| format!("our deployment in {doc}"))?;
+    let metrics = ours["metrics"].as_array().context("metrics")?;
+    assert!(
+        metrics.iter().all(|m| m["name"] == "bank_deposits"),
+        "the regex keeps only matching names: {doc}"
+    );
+    let total: f64 = metrics.iter().filter_map(|m| m["value"].as_f64()).sum();
+    assert_eq!((metrics.len(), total), (processes.len(), N as f64), "{doc}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_with_a_bad_regex_is_a_usage_error_naming_it() -> anyhow::Result<()> {
+    let data = TempDir::new("metrics-regex")?;
+    let out = weaver_in(data.path(), &["multi", "metrics", "bank_("]).await?;
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid regexp \"bank_(\""), "{stderr}");
+    // With nothing running, the table is a sentence.
+    let out = weaver_in(data.path(), &["multi", "metrics"]).await?;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "No deployments are running.\n"
+    );
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The deployment's metrics as Prometheus text, at [`PROMETHEUS_PATH`].
+//! The deployment's metrics as Prometheus text, at [`PROMETHEUS_PATH`], and
+//! as JSON ([`Metric`]s), at [`METRICS_PATH`].
 //!
 //! Each replica's series carry its weavelet id (`serviceweaver_node`); with
 //! `?replicas=sum` the series that differ only in it are added up, one per
@@ -11,11 +12,53 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use weaver_proto::prometheus::{self, Snapshot};
-use weaver_proto::runtime::MetricValue;
+use weaver_proto::runtime::{MetricDef, MetricType, MetricValue};
 
 /// The HTTP path the Prometheus text is served on.
 pub const PROMETHEUS_PATH: &str = "/debug/weaver/prometheus";
+
+/// The HTTP path the metrics are served on as JSON (a list of [`Metric`]).
+pub const METRICS_PATH: &str = "/debug/weaver/metrics";
+
+/// One series, as [`METRICS_PATH`] serves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// The metric's name.
+    pub name: String,
+    /// Its kind.
+    #[serde(rename = "type")]
+    pub kind: MetricKind,
+    /// Its help text.
+    #[serde(default)]
+    pub help: String,
+    /// The series' labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// A counter's or gauge's value; a histogram's sum.
+    pub value: f64,
+    /// A histogram's bucket upper bounds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bounds: Vec<f64>,
+    /// A histogram's counts per bucket, `bounds.len() + 1` of them (the
+    /// last is above every bound).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counts: Vec<u64>,
+}
+
+/// Kind of a [`Metric`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum MetricKind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Counts per bucket, and a sum.
+    Histogram,
+}
 
 /// The label that tells replicas apart.
 const NODE_LABEL: &str = "serviceweaver_node";
@@ -32,7 +75,7 @@ pub type MetricsProvider =
 /// The page for `metrics`, scraped from `addr`; summed over replicas if
 /// `query` asks for it (`replicas=sum`).
 pub(crate) fn page(addr: SocketAddr, query: Option<&str>, metrics: &[Snapshot]) -> String {
-    let summed = query.is_some_and(|q| q.split('&').any(|kv| kv == "replicas=sum"));
+    let summed = summed(query);
     let mut out = String::new();
     let path = if summed {
         format!("{PROMETHEUS_PATH}?replicas=sum")
@@ -46,6 +89,27 @@ pub(crate) fn page(addr: SocketAddr, query: Option<&str>, metrics: &[Snapshot]) 
         prometheus::encode(&mut out, metrics);
     }
     out
+}
+
+/// The JSON list of `metrics`, summed over replicas if `query` asks for
+/// it.
+pub(crate) fn json(
+    query: Option<&str>,
+    metrics: &[Snapshot],
+) -> Result<Vec<u8>, serde_json::Error> {
+    let list: Vec<Metric> = if summed(query) {
+        sum_replicas(metrics)
+            .iter()
+            .map(Metric::from_snapshot)
+            .collect()
+    } else {
+        metrics.iter().map(Metric::from_snapshot).collect()
+    };
+    serde_json::to_vec(&list)
+}
+
+fn summed(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|kv| kv == "replicas=sum"))
 }
 
 /// One series per name and label set other than [`NODE_LABEL`]: values,
@@ -77,6 +141,53 @@ pub(crate) fn sum_replicas(metrics: &[Snapshot]) -> Vec<Snapshot> {
             s
         })
         .collect()
+}
+
+// === impl Metric ===
+
+impl Metric {
+    /// The series of `s`.
+    pub fn from_snapshot(s: &Snapshot) -> Self {
+        let kind = match s.def.typ() {
+            MetricType::Counter => MetricKind::Counter,
+            MetricType::Histogram => MetricKind::Histogram,
+            MetricType::Gauge | MetricType::Invalid => MetricKind::Gauge,
+        };
+        Self {
+            name: s.def.name.clone(),
+            kind,
+            help: s.def.help.clone(),
+            labels: s.def.labels.clone().into_iter().collect(),
+            value: s.value.value,
+            bounds: s.def.bounds.clone(),
+            counts: s.value.counts.clone(),
+        }
+    }
+
+    /// The series as a snapshot with id `id`, e.g. to render it with
+    /// [`weaver_proto::prometheus`].
+    pub fn to_snapshot(&self, id: u64) -> Snapshot {
+        let typ = match self.kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
+        };
+        Snapshot {
+            def: MetricDef {
+                id,
+                name: self.name.clone(),
+                typ: typ as i32,
+                help: self.help.clone(),
+                labels: self.labels.clone().into_iter().collect(),
+                bounds: self.bounds.clone(),
+            },
+            value: MetricValue {
+                id,
+                value: self.value,
+                counts: self.counts.clone(),
+            },
+        }
+    }
 }
 
 fn add(sum: &mut MetricValue, v: &MetricValue) {

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
-use super::metrics::{self, MetricsProvider, PROMETHEUS_PATH};
+use super::metrics::{self, METRICS_PATH, MetricsProvider, PROMETHEUS_PATH};
 use super::{STATUS_PATH, Status, StatusError};
 
 /// Produces the current status on every request. It runs on the server's
@@ -156,7 +156,7 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, provider: Arc<Providers
 
 async fn respond(req: &Request<Incoming>, provider: &Providers) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    if path != STATUS_PATH && path != PROMETHEUS_PATH {
+    if ![STATUS_PATH, PROMETHEUS_PATH, METRICS_PATH].contains(&path) {
         return text(StatusCode::NOT_FOUND, "not found");
     }
     if req.method() != Method::GET {
@@ -175,7 +175,12 @@ async fn respond(req: &Request<Incoming>, provider: &Providers) -> Response<Full
         );
         return resp;
     }
-    match serde_json::to_vec(&(provider.status)()) {
+    let body = if path == METRICS_PATH {
+        metrics::json(req.uri().query(), &(provider.metrics)().await)
+    } else {
+        serde_json::to_vec(&(provider.status)())
+    };
+    match body {
         Ok(body) => {
             let mut resp = Response::new(Full::new(Bytes::from(body)));
             resp.headers_mut().insert(
@@ -185,8 +190,8 @@ async fn respond(req: &Request<Incoming>, provider: &Providers) -> Response<Full
             resp
         }
         Err(err) => {
-            warn!(error = %err, "cannot encode status");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode status")
+            warn!(error = %err, path, "cannot encode a reply");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the reply")
         }
     }
 }

@@ -227,6 +227,21 @@ async fn prometheus_page_shows_each_replica_or_their_sum() {
     let summed = get_prometheus(addr, "/debug/weaver/prometheus?replicas=sum").await;
     let samples: Vec<_> = summed.lines().filter(|l| is_sample(l)).collect();
     assert_eq!(samples, ["bank_deposits 5"], "{summed}");
+    let request =
+        "GET /debug/weaver/metrics?replicas=sum HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let reply = exchange(addr, request).await;
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let metrics: Vec<Metric> = serde_json::from_str(body).unwrap();
+    let got: Vec<_> = metrics
+        .iter()
+        .map(|m| (m.name.as_str(), m.kind, m.labels.len(), m.value))
+        .collect();
+    assert_eq!(
+        got,
+        [("bank_deposits", MetricKind::Counter, 0, 5.0)],
+        "{body}"
+    );
     tokio::time::timeout(TEST_TIMEOUT, server.shutdown())
         .await
         .unwrap();

@@ -13,7 +13,8 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use weaver_babysitter::{STATUS_PATH, Status};
+use serde::de::DeserializeOwned;
+use weaver_babysitter::{METRICS_PATH, Metric, STATUS_PATH, Status};
 
 /// The largest status reply accepted; a real one is a few KiB.
 const MAX_STATUS_BYTES: usize = 16 << 20;
@@ -66,16 +67,16 @@ pub(crate) enum FetchError {
         /// The start of the response body.
         body: String,
     },
-    /// The reply was larger than a status can be.
-    #[error("the status from {addr} is larger than {limit} bytes")]
+    /// The reply was larger than a status (or metrics) reply can be.
+    #[error("the reply from the status server at {addr} is larger than {limit} bytes")]
     TooLarge {
         /// The status server's address.
         addr: SocketAddr,
         /// The largest reply accepted.
         limit: usize,
     },
-    /// The reply was not a valid status.
-    #[error("the status server at {addr} sent an invalid status")]
+    /// The reply was not valid JSON of the expected shape.
+    #[error("the status server at {addr} sent an invalid reply")]
     Decode {
         /// The status server's address.
         addr: SocketAddr,
@@ -123,12 +124,31 @@ pub(crate) async fn fetch_status(
     addr: SocketAddr,
     timeout: Duration,
 ) -> Result<Status, FetchError> {
-    tokio::time::timeout(timeout, fetch(addr))
+    tokio::time::timeout(timeout, fetch(addr, STATUS_PATH))
         .await
         .unwrap_or(Err(FetchError::Timeout { addr, timeout }))
 }
 
-async fn fetch(addr: SocketAddr) -> Result<Status, FetchError> {
+/// Fetches every replica's metrics from the deployment whose status server
+/// listens at `addr`, giving up after `timeout`.
+///
+/// # Errors
+///
+/// As [`fetch_status`].
+///
+/// # Cancel safety
+///
+/// Dropping the future closes the connection.
+pub(crate) async fn fetch_metrics(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Vec<Metric>, FetchError> {
+    tokio::time::timeout(timeout, fetch(addr, METRICS_PATH))
+        .await
+        .unwrap_or(Err(FetchError::Timeout { addr, timeout }))
+}
+
+async fn fetch<T: DeserializeOwned>(addr: SocketAddr, path: &'static str) -> Result<T, FetchError> {
     let stream = TcpStream::connect(addr).await.map_err(|source| {
         if source.kind() == std::io::ErrorKind::ConnectionRefused {
             FetchError::Refused { addr }
@@ -145,7 +165,7 @@ async fn fetch(addr: SocketAddr) -> Result<Status, FetchError> {
             debug!(%addr, error = %err, "status client connection failed");
         }
     }));
-    let req = Request::get(STATUS_PATH)
+    let req = Request::get(path)
         .header(HOST, addr.to_string())
         .body(Empty::<Bytes>::new())
         .expect("a static path and a socket address make a valid request");

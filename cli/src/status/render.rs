@@ -27,7 +27,7 @@ use weaver_babysitter::Status;
 use super::order;
 
 /// Rounded outer corners, solid inner lines, no line between data rows.
-const STYLE: TableStyle = TableStyle::new()
+pub(crate) const STYLE: TableStyle = TableStyle::new()
     .top_border(LineStyle::new('╭', '─', '┬', '╮'))
     .header_lines(ContentLineStyle::new('│', '│', '│'))
     .header_separator(LineStyle::new('├', '─', '┼', '┤'))
