@@ -271,3 +271,28 @@ async fn a_dead_replica_leaves_its_subscribers_routing_at_once() {
     assert_settled(&d, &mut spawned).await;
     d.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_does_not_send_its_metrics_in_time_is_skipped() {
+    let plan = vec![Fate::Serve, Fate::MuteMetrics];
+    let (spawner, mut spawned) = MemSpawner::new([(MAIN_COMPONENT, plan)]);
+    let (d, _data) = deploy("replicas = 2", spawner).await;
+    let (a, b) = (next(&mut spawned).await, next(&mut spawned).await);
+    let answering = if a.fate == Fate::Serve { &a } else { &b };
+    assert_settled(&d, &mut spawned).await;
+    // Twice: the second poll acknowledges the first reply.
+    for poll in 0..2 {
+        let started = tokio::time::Instant::now();
+        let metrics = tokio::time::timeout(QUIET, d.shared.poll_metrics())
+            .await
+            .expect("a poll ends despite the mute replica");
+        // The mute replica costs the timeout, no more.
+        assert_eq!(started.elapsed(), super::METRICS_TIMEOUT, "poll {poll}");
+        let got: Vec<_> = metrics
+            .iter()
+            .map(|m| (m.def.labels["serviceweaver_node"].as_str(), m.value.value))
+            .collect();
+        assert_eq!(got, [(answering.id.as_str(), 1.0)], "poll {poll}");
+    }
+    d.shutdown(Duration::from_secs(1)).await;
+}

@@ -10,8 +10,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use weaver_envelope::{Child, ChildIo, Config, Envelope, Exit};
 use weaver_proto::runtime::{
-    ActivateComponentRequest, EnvelopeMsg, RoutingInfo, UpdateComponentsReply,
-    UpdateRoutingInfoReply, WeaveletArgs, WeaveletInfo, WeaveletMsg, envelope_msg, weavelet_msg,
+    ActivateComponentRequest, EnvelopeMsg, GetMetricsReply, MetricDef, MetricType, MetricUpdate,
+    MetricValue, RoutingInfo, UpdateComponentsReply, UpdateRoutingInfoReply, WeaveletArgs,
+    WeaveletInfo, WeaveletMsg, envelope_msg, weavelet_msg,
 };
 use weaver_proto::{Conn, Incoming, MAX_FRAME_LEN, PROTOCOL_VERSION};
 
@@ -30,6 +31,8 @@ pub(super) enum Fate {
     FailHandshake,
     /// Never answers the handshake; exits when signalled.
     Silent,
+    /// Serves, but never answers `GetMetrics`.
+    MuteMetrics,
 }
 
 /// Spawns in-memory replicas, each with the next [`Fate`] planned for its
@@ -73,6 +76,8 @@ struct MemChild {
 
 /// The weavelet task's state.
 struct Task {
+    /// The weavelet id, the `serviceweaver_node` of its metrics.
+    id: String,
     conn: Conn<WeaveletMsg, EnvelopeMsg>,
     incoming: Incoming<EnvelopeMsg>,
     fate: Fate,
@@ -134,6 +139,7 @@ impl Spawner for MemSpawner {
         } else {
             let (conn, incoming) = Conn::new(wv_from_env, wv_to_env, MAX_FRAME_LEN);
             let task = Task {
+                id: args.id.clone(),
                 conn,
                 incoming,
                 fate,
@@ -287,6 +293,12 @@ impl Task {
                 }
                 weavelet_msg::Msg::UpdateRoutingInfoReply(UpdateRoutingInfoReply {})
             }
+            Some(envelope_msg::Msg::GetMetricsReq(_)) if self.fate == Fate::MuteMetrics => {
+                return false;
+            }
+            Some(envelope_msg::Msg::GetMetricsReq(req)) => {
+                weavelet_msg::Msg::GetMetricsReply(self.metrics(req.ack))
+            }
             other => {
                 let _ = self
                     .conn
@@ -302,6 +314,30 @@ impl Task {
         };
         let _ = self.conn.reply(msg.id, reply);
         exits
+    }
+
+    /// One counter, `mem_requests`, always 1; every reply resends its
+    /// definition, numbered after `ack`.
+    fn metrics(&self, ack: u64) -> GetMetricsReply {
+        let def = MetricDef {
+            id: 1,
+            name: "mem_requests".to_string(),
+            typ: MetricType::Counter as i32,
+            labels: [("serviceweaver_node".to_string(), self.id.clone())].into(),
+            ..MetricDef::default()
+        };
+        let value = MetricValue {
+            id: 1,
+            value: 1.0,
+            counts: Vec::new(),
+        };
+        GetMetricsReply {
+            update: Some(MetricUpdate {
+                defs: vec![def],
+                values: vec![value],
+            }),
+            seq: ack + 1,
+        }
     }
 
     fn activate(
