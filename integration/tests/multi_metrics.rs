@@ -40,6 +40,14 @@ async fn a_user_counter_summed_over_replicas_counts_every_request() -> anyhow::R
         .collect();
     assert_eq!(status.pids("bank::Bank").len(), 2, "{status:?}");
 
+    // The deploy box says where to scrape.
+    let scrape = format!("metrics    : http://{status_addr}/debug/weaver/prometheus");
+    assert!(
+        d.stdout.all().iter().any(|l| l.contains(&scrape)),
+        "{:?}",
+        d.stdout.all()
+    );
+
     let (code, page) = http_get(&status_addr, "/debug/weaver/prometheus").await?;
     assert_eq!(code, 200, "{page}");
     let each = deposits(&page)?;

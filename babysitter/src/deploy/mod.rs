@@ -38,7 +38,8 @@ use crate::Config;
 use crate::config::MAIN_COMPONENT;
 use crate::registry::{Registration, Registry};
 use crate::status::{
-    ComponentStatus, ListenerStatus, MetricsProvider, ReplicaStatus, Status, StatusServer,
+    ComponentStatus, ListenerStatus, MetricsProvider, PROMETHEUS_PATH, ReplicaStatus, Status,
+    StatusServer,
 };
 
 pub use self::error::DeployError;
@@ -229,7 +230,7 @@ impl Shared {
         self.mark_started(MAIN_COMPONENT, false);
         self.ensure_group(&group).await?;
         self.validate_against_binary()?;
-        self.print_banner();
+        self.print_banner(status_addr);
         Ok(())
     }
 
@@ -248,10 +249,11 @@ impl Shared {
         Ok(())
     }
 
-    fn print_banner(&self) {
+    fn print_banner(&self, status_addr: SocketAddr) {
         let rows = [
             format!("app        : {}", self.config.app_name()),
             format!("deployment : {}", self.id),
+            format!("metrics    : http://{status_addr}{PROMETHEUS_PATH}"),
         ];
         let width = rows.iter().map(|r| r.chars().count()).max().unwrap_or(0);
         let bar = "─".repeat(width + 2);
