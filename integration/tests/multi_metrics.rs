@@ -107,3 +107,50 @@ async fn metrics_with_a_bad_regex_is_a_usage_error_naming_it() -> anyhow::Result
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_counts_and_measures_what_it_reverses() -> anyhow::Result<()> {
+    let d = Deployment::start(&config("hello", &bins().bin("hello"), "")).await?;
+    d.ready().await?;
+    let addr = d.listener("hello").await?;
+    let names = ["Weaver", "ab", "abcdefghijkl"];
+    for name in names {
+        let (status, body) = http_get(&addr, &format!("/hello?name={name}")).await?;
+        assert_eq!(status, 200, "{body}");
+    }
+    let out = d
+        .weaver(&["multi", "metrics", "--format=json", "^hello_"])
+        .await?;
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let id = d.id().context("a deployment id")?;
+    let ours = doc["deployments"]
+        .as_array()
+        .and_then(|all| all.iter().find(|x| x["deployment_id"] == id.as_str()))
+        .with_context(|| format!("our deployment in {doc}"))?;
+    let series = |name: &str| -> Vec<serde_json::Value> {
+        ours["metrics"]
+            .as_array()
+            .map(|all| all.iter().filter(|m| m["name"] == name).cloned().collect())
+            .unwrap_or_default()
+    };
+    let sum = |name: &str| -> f64 {
+        series(name)
+            .iter()
+            .filter_map(|m| m["value"].as_f64())
+            .sum()
+    };
+    assert_eq!(sum("hello_reversals"), names.len() as f64, "{doc}");
+    // The histogram's sum is the characters reversed (6 + 2 + 12); of its
+    // buckets (le 1, 2, 5, 10, 20, 50, 100, +Inf), le 2, 10 and 20 hold
+    // one string each.
+    assert_eq!(sum("hello_reversed_length"), 20.0, "{doc}");
+    let mut counts = vec![0; 8];
+    for m in series("hello_reversed_length") {
+        for (i, c) in m["counts"].as_array().into_iter().flatten().enumerate() {
+            counts[i] += c.as_u64().unwrap_or(0);
+        }
+    }
+    assert_eq!(counts, [0, 1, 0, 1, 1, 0, 0, 0], "{doc}");
+    Ok(())
+}

@@ -17,7 +17,19 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use weaver::{Context, Listener, Logger, Ref};
+use weaver::{Context, Counter, Histogram, Listener, Logger, Ref};
+
+/// Strings reversed, over every Reverser replica.
+#[weaver::metric]
+static REVERSALS: Counter = Counter::new("hello_reversals", "Strings reversed");
+
+/// Lengths of the strings reversed, in characters.
+#[weaver::metric]
+static LENGTHS: Histogram = Histogram::new(
+    "hello_reversed_length",
+    "Characters per string reversed",
+    &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0],
+);
 
 /// Reverses strings.
 #[weaver::component]
@@ -33,8 +45,10 @@ struct ReverserImpl {
 
 impl Reverser for ReverserImpl {
     async fn reverse(&self, _ctx: &Context, s: String) -> weaver::Result<String> {
-        self.logger
-            .info_with("reversing", ("len", s.chars().count()));
+        let len = s.chars().count();
+        self.logger.info_with("reversing", ("len", len));
+        REVERSALS.inc();
+        LENGTHS.put(len as f64);
         Ok(s.chars().rev().collect())
     }
 }
