@@ -132,3 +132,48 @@ async fn the_custom_deployer_runs_hello() -> anyhow::Result<()> {
     weaver_integration::wait_gone(&kids, std::time::Duration::from_secs(5)).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shop_reservations_are_counted_once_per_process() -> anyhow::Result<()> {
+    let d = Deployment::start(&shop_config("")).await?;
+    d.ready().await?;
+    let addr = d.listener("shop").await?;
+    for n in [2, 3] {
+        get_json(&addr, &format!("/reserve?item=apple&n={n}")).await?;
+    }
+    let status = d.status().await?;
+    let processes: BTreeSet<_> = status
+        .components
+        .iter()
+        .flat_map(|c| c.replicas.iter().map(|r| r.weavelet_id.clone()))
+        .collect();
+    let out = d
+        .weaver(&["multi", "metrics", "--format=json", "^shop_"])
+        .await?;
+    anyhow::ensure!(out.status.success(), "{out:?}");
+    let doc: Value = serde_json::from_slice(&out.stdout)?;
+    let ours = doc["deployments"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|x| x["deployment_id"] == status.deployment_id.as_str())
+        })
+        .ok_or_else(|| anyhow::anyhow!("our deployment in {doc}"))?;
+    let series = |name: &str| -> Vec<Value> {
+        ours["metrics"]
+            .as_array()
+            .map(|all| all.iter().filter(|m| m["name"] == name).cloned().collect())
+            .unwrap_or_default()
+    };
+    let sum = |name: &str| -> f64 {
+        series(name)
+            .iter()
+            .filter_map(|m| m["value"].as_f64())
+            .sum()
+    };
+    assert_eq!(sum("shop_reservations"), 2.0, "{doc}");
+    assert_eq!(sum("shop_reserved_units"), 5.0, "{doc}");
+    // Pricing and Inventory share processes; each process reports once.
+    assert_eq!(series("shop_reservations").len(), processes.len(), "{doc}");
+    Ok(())
+}

@@ -54,7 +54,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use weaver::{Config, Context, Listener, Logger, Ref};
+use weaver::{Config, Context, Counter, Histogram, Listener, Logger, Ref};
 
 /// Base prices in cents, before the configured markup.
 const PRICES: &[(&str, u64)] = &[("apple", 120), ("pear", 95), ("plum", 60)];
@@ -160,6 +160,18 @@ pub(crate) struct Stock {
     pid: u32,
 }
 
+/// Reservations made, over every Inventory replica.
+#[weaver::metric]
+static RESERVATIONS: Counter = Counter::new("shop_reservations", "Reservations made");
+
+/// Units per reservation made.
+#[weaver::metric]
+static RESERVED_UNITS: Histogram = Histogram::new(
+    "shop_reserved_units",
+    "Units per reservation made",
+    &[1.0, 2.0, 5.0, 10.0, 20.0],
+);
+
 #[weaver::implements(Inventory, init)]
 struct InventoryImpl {
     logger: Logger,
@@ -206,6 +218,8 @@ impl Inventory for InventoryImpl {
             *left -= n;
             *left
         };
+        RESERVATIONS.inc();
+        RESERVED_UNITS.put(f64::from(n));
         self.logger
             .info_with("reserved", (("item", item.as_str()), ("n", n)));
         Ok(Stock {
