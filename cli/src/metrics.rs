@@ -107,8 +107,12 @@ pub(crate) async fn collect(
     Ok(out)
 }
 
-/// The text `metrics` prints for `deployments`.
-pub(crate) fn render(deployments: &[Deployed], format: Format) -> String {
+/// The 256-color of rows whose value is 0 (a light gray, as Go's).
+const DIM_COLOR: u8 = 245;
+
+/// The text `metrics` prints for `deployments`; with `color`, table rows
+/// whose value is 0 are dimmed.
+pub(crate) fn render(deployments: &[Deployed], format: Format, color: bool) -> String {
     match format {
         Format::Json => {
             let doc = Document { deployments };
@@ -136,13 +140,13 @@ pub(crate) fn render(deployments: &[Deployed], format: Format) -> String {
             out
         }
         Format::Table if deployments.is_empty() => NOTHING_RUNS.to_owned(),
-        Format::Table => tables(deployments),
+        Format::Table => tables(deployments, color),
     }
 }
 
 /// One table per metric name, user metrics first, then `serviceweaver_*`,
 /// each alphabetically; rows sorted by their label values.
-fn tables(deployments: &[Deployed]) -> String {
+fn tables(deployments: &[Deployed], color: bool) -> String {
     let mut by_name: BTreeMap<(bool, &str), Vec<&Metric>> = BTreeMap::new();
     for m in deployments.iter().flat_map(|d| &d.metrics) {
         let generated = m.name.starts_with("serviceweaver");
@@ -174,11 +178,23 @@ fn tables(deployments: &[Deployed]) -> String {
             .load_style(STYLE)
             .set_content_arrangement(ContentArrangement::Disabled)
             .set_header(header);
+        let zero: Vec<bool> = rows
+            .iter()
+            .map(|r| r.last().is_some_and(|v| v == "0"))
+            .collect();
         for r in rows {
             table.add_row(r);
         }
-        out.push_str(&table.to_string());
-        out.push_str("\n\n");
+        // Border, header and separator come first, then one line per row.
+        for (i, line) in table.lines().enumerate() {
+            if color && i >= 3 && zero.get(i - 3).copied().unwrap_or(false) {
+                out.push_str(&format!("\x1b[38;5;{DIM_COLOR}m{line}\x1b[0m\n"));
+            } else {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        out.push('\n');
     }
     out
 }
@@ -302,14 +318,43 @@ serviceweaver_method_count: COUNTER
 ╰────────────────────┴───────────────────────┴───────╯
 
 ";
-        assert_eq!(render(&d, Format::Table), want);
+        assert_eq!(render(&d, Format::Table, false), want);
+    }
+
+    #[test]
+    fn with_color_rows_at_zero_are_dimmed() {
+        let d = deployed(vec![
+            metric(
+                "bank_deposits",
+                MetricKind::Counter,
+                "aaaaaaaa-1",
+                0.0,
+                vec![],
+            ),
+            metric(
+                "bank_deposits",
+                MetricKind::Counter,
+                "bbbbbbbb-2",
+                3.0,
+                vec![],
+            ),
+        ]);
+        let text = render(&d, Format::Table, true);
+        let rows: Vec<_> = text.lines().filter(|l| l.contains("01234567")).collect();
+        assert_eq!(
+            rows,
+            [
+                "\x1b[38;5;245m│ aaaaaaaa           │ 01234567              │ 0     │\x1b[0m",
+                "│ bbbbbbbb           │ 01234567              │ 3     │",
+            ]
+        );
     }
 
     #[test]
     fn nothing_running_is_a_sentence_or_an_empty_document() {
-        assert_eq!(render(&[], Format::Table), NOTHING_RUNS);
-        assert_eq!(render(&[], Format::Json), "{\"deployments\":[]}\n");
-        assert_eq!(render(&[], Format::Prometheus), "");
+        assert_eq!(render(&[], Format::Table, true), NOTHING_RUNS);
+        assert_eq!(render(&[], Format::Json, true), "{\"deployments\":[]}\n");
+        assert_eq!(render(&[], Format::Prometheus, true), "");
     }
 
     #[test]

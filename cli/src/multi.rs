@@ -210,7 +210,7 @@ fn metrics(regex: Option<&str>, format: metrics::Format) -> anyhow::Result<Outco
         // Nothing to scrape; say why on stderr, and keep stdout empty.
         eprintln!("No deployments are running.");
     }
-    let text = metrics::render(&deployments, format);
+    let text = metrics::render(&deployments, format, status::color_enabled());
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
