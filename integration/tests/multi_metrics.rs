@@ -152,5 +152,60 @@ async fn hello_counts_and_measures_what_it_reverses() -> anyhow::Result<()> {
         }
     }
     assert_eq!(counts, [0, 1, 0, 1, 1, 0, 0, 0], "{doc}");
+
+    // The stubs counted each call once, in the calling process: Main's
+    // remote calls of Reverser.reverse, none failed, none local.
+    let out = d
+        .weaver(&[
+            "multi",
+            "metrics",
+            "--format=json",
+            "^serviceweaver_method_",
+        ])
+        .await?;
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let ours = doc["deployments"]
+        .as_array()
+        .and_then(|all| all.iter().find(|x| x["deployment_id"] == id.as_str()))
+        .with_context(|| format!("our deployment in {doc}"))?;
+    let mut calls: std::collections::BTreeMap<(String, String, String, String), f64> =
+        std::collections::BTreeMap::new();
+    let mut errors = 0.0;
+    let mut request_bytes = 0;
+    for m in ours["metrics"].as_array().into_iter().flatten() {
+        let label = |k: &str| m["labels"][k].as_str().unwrap_or("").to_owned();
+        assert_eq!(label("serviceweaver_generated"), "true", "{m}");
+        let key = (
+            label("caller"),
+            label("component"),
+            label("method"),
+            label("remote"),
+        );
+        match m["name"].as_str() {
+            Some("serviceweaver_method_count") => {
+                *calls.entry(key).or_default() += m["value"].as_f64().unwrap_or(0.0);
+            }
+            Some("serviceweaver_method_error_count") => {
+                errors += m["value"].as_f64().unwrap_or(0.0);
+            }
+            Some("serviceweaver_method_bytes_request") => {
+                let counts = m["counts"].as_array().into_iter().flatten();
+                request_bytes += counts.filter_map(serde_json::Value::as_u64).sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    let reverse = (
+        "weaver::Main".to_owned(),
+        "hello::Reverser".to_owned(),
+        "reverse".to_owned(),
+        "true".to_owned(),
+    );
+    let want: std::collections::BTreeMap<_, _> = [(reverse, names.len() as f64)].into();
+    assert_eq!(calls, want, "{doc}");
+    assert_eq!(errors, 0.0, "{doc}");
+    // One request size recorded per remote call.
+    assert_eq!(request_bytes, names.len() as u64, "{doc}");
     Ok(())
 }

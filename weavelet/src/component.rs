@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
+use crate::metrics::method::MethodMetrics;
 use crate::{BoxFuture, Context, Error, Logger, Result, runtime::Runtime};
 
 /// A built component: an `Arc<Arc<dyn ErasedTrait>>` for ordinary
@@ -190,6 +191,10 @@ pub struct Handle {
 
 struct HandleInner {
     name: &'static str,
+    /// The component holding the reference: the `caller` of its calls.
+    caller: &'static str,
+    /// Per method, its local and remote series, resolved on first call.
+    methods: std::sync::OnceLock<Box<[[std::sync::OnceLock<MethodMetrics>; 2]]>>,
     /// Resolves the target on first use; `None` if it was given up front.
     runtime: Option<Arc<dyn Runtime>>,
     target: OnceCell<Target>,
@@ -299,7 +304,7 @@ impl Builder {
 
     /// A reference to component `T`, resolved on first call.
     pub fn get_ref<T: ?Sized + Interface>(&self) -> Ref<T> {
-        Ref::new(Handle::new(T::NAME, self.runtime.clone()))
+        Ref::new(Handle::new(T::NAME, self.component, self.runtime.clone()))
     }
 
     /// The listener `name` of this component.
@@ -345,10 +350,12 @@ impl Builder {
 // === impl Handle ===
 
 impl Handle {
-    pub(crate) fn new(name: &'static str, runtime: Arc<dyn Runtime>) -> Self {
+    pub(crate) fn new(name: &'static str, caller: &'static str, runtime: Arc<dyn Runtime>) -> Self {
         Self {
             inner: Arc::new(HandleInner {
                 name,
+                caller,
+                methods: std::sync::OnceLock::new(),
                 runtime: Some(runtime),
                 target: OnceCell::new(),
             }),
@@ -361,6 +368,8 @@ impl Handle {
         Self {
             inner: Arc::new(HandleInner {
                 name,
+                caller: "",
+                methods: std::sync::OnceLock::new(),
                 runtime: None,
                 target: OnceCell::new_with(Some(target)),
             }),
@@ -389,6 +398,30 @@ impl Handle {
     /// The full name of the component.
     pub fn name(&self) -> &'static str {
         self.inner.name
+    }
+
+    /// The series of method `index` (of the component's `count`), named
+    /// `method`, called locally or `remote`ly through this handle; resolved
+    /// once, then found without a lock.
+    ///
+    /// # Panics
+    ///
+    /// If `index >= count` (the generated stubs never pass one).
+    pub fn method(
+        &self,
+        index: u32,
+        count: usize,
+        method: &'static str,
+        remote: bool,
+    ) -> &MethodMetrics {
+        let inner = &*self.inner;
+        let table = inner.methods.get_or_init(|| {
+            (0..count)
+                .map(|_| [std::sync::OnceLock::new(), std::sync::OnceLock::new()])
+                .collect()
+        });
+        table[index as usize][usize::from(remote)]
+            .get_or_init(|| MethodMetrics::new(inner.caller, inner.name, method, remote))
     }
 }
 

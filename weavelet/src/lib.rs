@@ -90,6 +90,7 @@ pub mod __private {
         Builder, DispatchFn, Field, FieldInfo, FieldKind, Handle, Implementation, Instance,
         Interface, MethodInfo, Registration, Target, Transport, Wrap,
     };
+    pub use crate::metrics::method::MethodMetrics;
     pub use crate::metrics::{Declared, LabelValue, MetricLabels};
     pub use crate::routing::route_key;
     pub use crate::routing::{ArgAt, RouterArg, router_arg};

@@ -340,6 +340,7 @@ fn gen_client(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream
     let client = format_ident!("{}Client", name);
     let erased = format_ident!("{}", util::erased_name(name));
     let doc = format!("Client of the [`{name}`] component, returned by `Ref::<dyn {name}>::get`.");
+    let count = methods.len();
     let inherent = methods.iter().enumerate().map(|(i, m)| {
         let index = i as u32;
         let (mattrs, mname, ret, ok_ty) = (&m.attrs, &m.name, &m.ret, &m.ok_ty);
@@ -358,20 +359,33 @@ fn gen_client(opts: &Options, tr: &ItemTrait, methods: &[Method]) -> TokenStream
                 match self.handle.resolve().await? {
                     #krate::__private::Target::Local(instance) => {
                         let obj = #krate::__private::downcast::<::std::sync::Arc<dyn #erased>>(instance)?;
-                        obj.#mname(ctx, #(#names),*).await.map_err(|e| {
+                        let __start = ::std::time::Instant::now();
+                        let __result = obj.#mname(ctx, #(#names),*).await.map_err(|e| {
                             #krate::__private::returned_by(
                                 <dyn #name as #krate::__private::Interface>::NAME,
                                 #mname_str,
                                 e,
                             )
-                        })
+                        });
+                        self.handle
+                            .method(#index, #count, #mname_str, false)
+                            .record(__start, __result.is_err(), (0, 0));
+                        __result
                     }
                     #krate::__private::Target::Remote(transport) => {
                         let args = (#(#names,)*);
                         let key = #key;
                         let mut enc = #krate::__private::ArgsEncoder::new();
                         #(#pushes)*
-                        let reply = transport.call(ctx, #index, key, enc.finish()).await?;
+                        let __args = enc.finish();
+                        let __request = __args.len();
+                        let __start = ::std::time::Instant::now();
+                        let __reply = transport.call(ctx, #index, key, __args).await;
+                        let __size = __reply.as_ref().map_or(0, |r| r.len());
+                        self.handle
+                            .method(#index, #count, #mname_str, true)
+                            .record(__start, __reply.is_err(), (__request, __size));
+                        let reply = __reply?;
                         #decode_reply
                     }
                 }

@@ -45,6 +45,7 @@ pub(crate) use self::registry::global;
 use self::registry::{CounterCell, FamilyDef, GaugeCell, HistogramCell, Kind, Registry, Update};
 
 mod family;
+pub(crate) mod method;
 pub(crate) mod registry;
 #[cfg(test)]
 mod tests;
