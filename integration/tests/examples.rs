@@ -141,6 +141,8 @@ async fn shop_reservations_are_counted_once_per_process() -> anyhow::Result<()> 
     for n in [2, 3] {
         get_json(&addr, &format!("/reserve?item=apple&n={n}")).await?;
     }
+    // Main calls Pricing, which calls Inventory in its own process.
+    get_json(&addr, "/price?item=apple").await?;
     let status = d.status().await?;
     let processes: BTreeSet<_> = status
         .components
@@ -175,5 +177,43 @@ async fn shop_reservations_are_counted_once_per_process() -> anyhow::Result<()> 
     assert_eq!(sum("shop_reserved_units"), 5.0, "{doc}");
     // Pricing and Inventory share processes; each process reports once.
     assert_eq!(series("shop_reservations").len(), processes.len(), "{doc}");
+
+    // Each call counted once, by its caller; the colocated call is local.
+    let out = d
+        .weaver(&[
+            "multi",
+            "metrics",
+            "--format=json",
+            "^serviceweaver_method_count$",
+        ])
+        .await?;
+    anyhow::ensure!(out.status.success(), "{out:?}");
+    let doc: Value = serde_json::from_slice(&out.stdout)?;
+    let mut calls: BTreeMap<String, f64> = BTreeMap::new();
+    for d in doc["deployments"].as_array().into_iter().flatten() {
+        if d["deployment_id"] != status.deployment_id.as_str() {
+            continue;
+        }
+        for m in d["metrics"].as_array().into_iter().flatten() {
+            let l = &m["labels"];
+            let key = format!(
+                "{} -> {}.{} remote={}",
+                l["caller"].as_str().unwrap_or(""),
+                l["component"].as_str().unwrap_or(""),
+                l["method"].as_str().unwrap_or(""),
+                l["remote"].as_str().unwrap_or("")
+            );
+            *calls.entry(key).or_default() += m["value"].as_f64().unwrap_or(0.0);
+        }
+    }
+    let want: BTreeMap<String, f64> = [
+        ("shop::Pricing -> shop::Inventory.stock remote=false", 1.0),
+        ("weaver::Main -> shop::Inventory.reserve remote=true", 2.0),
+        ("weaver::Main -> shop::Pricing.quote remote=true", 1.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(calls, want, "{doc}");
     Ok(())
 }
