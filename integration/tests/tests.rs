@@ -10,3 +10,4 @@ mod multi_correctness;
 mod multi_deploy;
 mod multi_metrics;
 mod operator;
+mod promtool;

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: installs the test's system packages (promtool), then runs
+# the workspace's tests. Arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+cargo test --workspace "$@"
