@@ -173,10 +173,14 @@ async fn shop_reservations_are_counted_once_per_process() -> anyhow::Result<()> 
             .filter_map(|m| m["value"].as_f64())
             .sum()
     };
-    assert_eq!(sum("shop_reservations"), 2.0, "{doc}");
+    assert_eq!(sum("shop_reservations_total"), 2.0, "{doc}");
     assert_eq!(sum("shop_reserved_units"), 5.0, "{doc}");
     // Pricing and Inventory share processes; each process reports once.
-    assert_eq!(series("shop_reservations").len(), processes.len(), "{doc}");
+    assert_eq!(
+        series("shop_reservations_total").len(),
+        processes.len(),
+        "{doc}"
+    );
 
     // Each call counted once, by its caller; the colocated call is local.
     let out = d

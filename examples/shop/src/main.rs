@@ -162,7 +162,7 @@ pub(crate) struct Stock {
 
 /// Reservations made, over every Inventory replica.
 #[weaver::metric]
-static RESERVATIONS: Counter = Counter::new("shop_reservations", "Reservations made");
+static RESERVATIONS: Counter = Counter::new("shop_reservations_total", "Reservations made");
 
 /// Units per reservation made.
 #[weaver::metric]
