@@ -48,11 +48,14 @@ async fn promtool_check(page: &str) -> anyhow::Result<(Option<i32>, String)> {
     Ok((out.status.code(), text))
 }
 
+/// A histogram series' `+Inf` bucket and `_count`, as read.
+type InfAndCount = [Option<f64>; 2];
+
 /// Every histogram series' `+Inf` bucket and `_count`, keyed by
 /// (name, labels without `le`).
-fn inf_and_count(page: &str) -> anyhow::Result<BTreeMap<(String, String), [Option<f64>; 2]>> {
+fn inf_and_count(page: &str) -> anyhow::Result<BTreeMap<(String, String), InfAndCount>> {
     let mut histograms = Vec::new();
-    let mut found: BTreeMap<(String, String), [Option<f64>; 2]> = BTreeMap::new();
+    let mut found: BTreeMap<(String, String), InfAndCount> = BTreeMap::new();
     for line in page.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             if let Some(name) = rest.strip_suffix(" histogram") {
