@@ -14,7 +14,7 @@
 //! Options: `--runs N` (default 3), `--calls N` (timed calls at 1 in flight,
 //! default 20000), `--mux N` (calls at 64 in flight, default 200000),
 //! `--inflight N` (default 64), `--size N` (bytes each way, default 16),
-//! `--only weaver,weaver-ct,raw,raw-ct,tonic,tokio-pp`,
+//! `--only weaver,weaver-off,weaver-ct,raw,raw-ct,tonic,tokio-pp`,
 //! `--pin pinned,unpinned`, `--echo PATH` (another build of the echo app,
 //! to compare builds).
 //!
@@ -26,7 +26,9 @@
 //!   `replicas = 1` (one Main process calling one Echo process); Main
 //!   measures and writes a JSON line (see `echo.rs`). The app runs on
 //!   `#[tokio::main]`'s multi-thread runtime; **weaver-ct** is the same app
-//!   on tokio's current-thread runtime.
+//!   on tokio's current-thread runtime; **weaver-off** is weaver with the
+//!   method metrics off (`WEAVER_METHOD_METRICS=off`, bench-only), so the
+//!   ratios show what they cost.
 //! - **raw**: a child of this binary serves a Unix socket. 1 in flight is a
 //!   blocking std ping-pong; 64 in flight is a multiplexed tokio echo
 //!   (length-prefixed frames with ids, 64 caller tasks on one connection)
@@ -98,6 +100,9 @@ impl Sample {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum System {
     Weaver,
+    /// `Weaver` with the method metrics off (the bench-only
+    /// `WEAVER_METHOD_METRICS=off`): what they cost.
+    WeaverOff,
     WeaverCt,
     Raw,
     RawCt,
@@ -106,8 +111,9 @@ pub(crate) enum System {
 }
 
 impl System {
-    pub(crate) const ALL: [System; 6] = [
+    pub(crate) const ALL: [System; 7] = [
         System::Weaver,
+        System::WeaverOff,
         System::WeaverCt,
         System::Raw,
         System::RawCt,
@@ -118,6 +124,7 @@ impl System {
     pub(crate) fn name(self) -> &'static str {
         match self {
             System::Weaver => "weaver",
+            System::WeaverOff => "weaver-off",
             System::WeaverCt => "weaver-ct",
             System::Raw => "raw",
             System::RawCt => "raw-ct",
@@ -194,7 +201,7 @@ fn parse_options(args: &[String]) -> anyhow::Result<Option<Options>> {
             "-h" | "--help" => {
                 println!(
                     "usage: rpc-bench [--runs N] [--calls N] [--mux N] [--inflight N] [--size N] \
-                     [--only weaver,weaver-ct,raw,raw-ct,tonic,tokio-pp] [--pin pinned,unpinned] [--echo PATH]"
+                     [--only weaver,weaver-off,weaver-ct,raw,raw-ct,tonic,tokio-pp] [--pin pinned,unpinned] [--echo PATH]"
                 );
                 return Ok(None);
             }
@@ -224,7 +231,7 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
     for b in [&weaver, &echo] {
         if o.systems
             .iter()
-            .any(|s| matches!(s, System::Weaver | System::WeaverCt))
+            .any(|s| matches!(s, System::Weaver | System::WeaverOff | System::WeaverCt))
             && !b.exists()
         {
             bail!(
@@ -266,7 +273,16 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
                 let started = Instant::now();
                 let out = tmp.join(format!("{}-{n}.json", sys.name()));
                 let sample = match sys {
-                    System::Weaver => run_weaver(&weaver, &echo, &tmp, &out, &o.spec, pinned, None),
+                    System::Weaver => run_weaver(&weaver, &echo, &tmp, &out, &o.spec, pinned, &[]),
+                    System::WeaverOff => run_weaver(
+                        &weaver,
+                        &echo,
+                        &tmp,
+                        &out,
+                        &o.spec,
+                        pinned,
+                        &["WEAVER_METHOD_METRICS=off"],
+                    ),
                     System::WeaverCt => run_weaver(
                         &weaver,
                         &echo,
@@ -274,7 +290,7 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
                         &out,
                         &o.spec,
                         pinned,
-                        Some("current_thread"),
+                        &["ECHO_RT=current_thread"],
                     ),
                     _ => run_self(&exe, sys, &out, &o.spec, pinned),
                 }
@@ -317,7 +333,8 @@ fn command(program: &Path, pinned: bool) -> Command {
     }
 }
 
-/// Deploys the echo app and waits for its result line.
+/// Deploys the echo app, with `extra` (`NAME=value`) added to its
+/// environment, and waits for its result line.
 fn run_weaver(
     weaver: &Path,
     echo: &Path,
@@ -325,17 +342,16 @@ fn run_weaver(
     out: &Path,
     spec: &Spec,
     pinned: bool,
-    runtime: Option<&str>,
+    extra: &[&str],
 ) -> anyhow::Result<Sample> {
     let toml = tmp.join("weaver.toml");
     let mut env = vec![
         format!("ECHO_BENCH={}", spec.to_echo_env()),
         format!("ECHO_OUT={}", out.display()),
     ];
-    // The app's runtime flavour, if not `#[tokio::main]`'s (see echo.rs).
-    if let Some(rt) = runtime {
-        env.push(format!("ECHO_RT={rt}"));
-    }
+    // E.g. the app's runtime flavour, if not `#[tokio::main]`'s (see
+    // echo.rs), or the metrics switch.
+    env.extend(extra.iter().map(|e| e.to_string()));
     std::fs::write(
         &toml,
         format!(

@@ -5,6 +5,7 @@
 //! A stub resolves a method's series once, then records a call with a few
 //! relaxed atomic updates. Each call is counted once, by the caller's stub.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use super::{Counter, CounterMap, Histogram, HistogramMap};
@@ -50,6 +51,13 @@ static BYTES_REPLY: HistogramMap<MethodLabels> = HistogramMap::new(
 
 /// One method's series, as one caller calls it, locally or remotely.
 pub struct MethodMetrics {
+    /// `None` when method metrics are off (see [`enabled`]): decided once,
+    /// at resolution, so a call pays one predictable branch for it.
+    series: Option<Series>,
+}
+
+/// The series [`MethodMetrics`] records into.
+struct Series {
     count: &'static Counter,
     errors: &'static Counter,
     latency: &'static Histogram,
@@ -74,27 +82,41 @@ impl MethodMetrics {
             remote,
             serviceweaver_generated: true,
         };
-        Self {
+        let series = enabled().then(|| Series {
             count: COUNT.get(&labels),
             errors: ERROR_COUNT.get(&labels),
             latency: LATENCY.get(&labels),
             bytes: remote.then(|| (BYTES_REQUEST.get(&labels), BYTES_REPLY.get(&labels))),
-        }
+        });
+        Self { series }
     }
 
     /// Records a call that started at `start`; `bytes` are a remote call's
     /// request and reply sizes (the reply's 0 if none came back).
     pub fn record(&self, start: Instant, failed: bool, bytes: (usize, usize)) {
-        self.count.inc();
+        let Some(s) = &self.series else {
+            return;
+        };
+        s.count.inc();
         if failed {
-            self.errors.inc();
+            s.errors.inc();
         }
-        self.latency.put(start.elapsed().as_micros() as f64);
-        if let Some((request, reply)) = self.bytes {
+        s.latency.put(start.elapsed().as_micros() as f64);
+        if let Some((request, reply)) = s.bytes {
             request.put(bytes.0 as f64);
             reply.put(bytes.1 as f64);
         }
     }
+}
+
+/// Whether method metrics are recorded: yes, unless the process was started
+/// with `WEAVER_METHOD_METRICS=off`. Read once per process.
+///
+/// Bench-only: `rpc-bench` sets it to measure what the metrics cost. Apps
+/// should not set it; nothing else in the runtime reads it.
+fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("WEAVER_METHOD_METRICS").is_none_or(|v| v != "off"))
 }
 
 const fn buckets() -> [f64; 30] {

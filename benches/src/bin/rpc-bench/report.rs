@@ -181,6 +181,32 @@ impl Results {
                     |v| v >= 5.0,
                 ));
             }
+            if self.medians(System::WeaverOff, pinned).is_some() {
+                // What the method metrics cost: the same deployment with
+                // WEAVER_METHOD_METRICS=off, in the same run.
+                let cpu64 = |s| self.metric(s, pinned, |x| x.cpu64_us_per_call);
+                targets.push(ratio(
+                    "weaver p50 / weaver-off p50 (metrics)".to_string(),
+                    &p50(System::Weaver),
+                    &p50(System::WeaverOff),
+                    "≤ 1.03×",
+                    |v| v <= 1.03,
+                ));
+                targets.push(ratio(
+                    format!("weaver / weaver-off cpu64 ({} in flight)", spec.inflight),
+                    &cpu64(System::Weaver),
+                    &cpu64(System::WeaverOff),
+                    "≤ 1.05×",
+                    |v| v <= 1.05,
+                ));
+                targets.push(ratio(
+                    "weaver-off p50 / raw p50".to_string(),
+                    &p50(System::WeaverOff),
+                    &p50(System::Raw),
+                    "≤ 1.25×",
+                    |v| v <= 1.25,
+                ));
+            }
             if self.medians(System::Weaver, pinned).is_some() {
                 targets.push(ratio(
                     "weaver p50 / tokio-pp p50 (reference)".to_string(),
@@ -230,6 +256,7 @@ impl Results {
 fn runtime(sys: System) -> &'static str {
     match sys {
         System::Weaver => "app: #[tokio::main] multi-thread",
+        System::WeaverOff => "as weaver, WEAVER_METHOD_METRICS=off",
         System::WeaverCt => "app: tokio current-thread",
         System::Raw => "1: blocking std; 64: tokio multi-thread",
         System::RawCt => "64: tokio current-thread",
