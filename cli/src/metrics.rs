@@ -23,8 +23,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the liveness check of each registration may take.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Printed instead of tables when nothing runs.
-const NOTHING_RUNS: &str = "No deployments are running.\n";
+/// Printed instead of tables when no deployment runs.
+pub(crate) const NOTHING_RUNS: &str = "No deployments are running.\n";
 
 /// How `metrics` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -70,6 +70,17 @@ pub(crate) fn filter(regex: Option<&str>) -> Result<Option<Regex>, UsageError> {
         .transpose()
 }
 
+/// Where one deployment's (or single-process run's) metrics are served.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    /// The app's name.
+    pub(crate) app: String,
+    /// The deployment id.
+    pub(crate) deployment_id: String,
+    /// The address serving [`weaver_babysitter::METRICS_PATH`].
+    pub(crate) addr: SocketAddr,
+}
+
 /// The metrics of every live deployment whose name `filter` matches. A
 /// deployment that does not answer is skipped with a warning.
 ///
@@ -80,11 +91,28 @@ pub(crate) async fn collect(
     registry: &Registry,
     filter: Option<&Regex>,
 ) -> anyhow::Result<Vec<Deployed>> {
-    let mut out = Vec::new();
+    let mut sources = Vec::new();
     for d in status::live(registry, STATUS_TIMEOUT).await? {
         let Ok(st) = d.status else { continue };
-        let addr = d.registration.status_addr;
-        match status::fetch_metrics(addr, FETCH_TIMEOUT).await {
+        sources.push(Source {
+            app: st.app,
+            deployment_id: st.deployment_id,
+            addr: d.registration.status_addr,
+        });
+    }
+    Ok(fetch(sources, filter).await)
+}
+
+/// The metrics `sources` serve whose name `filter` matches, fetched at
+/// once. A source that does not answer is skipped with a warning.
+pub(crate) async fn fetch(sources: Vec<Source>, filter: Option<&Regex>) -> Vec<Deployed> {
+    let fetches = sources.into_iter().map(|s| async move {
+        let fetched = status::fetch_metrics(s.addr, FETCH_TIMEOUT).await;
+        (s, fetched)
+    });
+    let mut out = Vec::new();
+    for (s, fetched) in futures_util::future::join_all(fetches).await {
+        match fetched {
             Ok(mut metrics) => {
                 // The status server's own metrics, as in Go, are not shown.
                 metrics.retain(|m| {
@@ -92,19 +120,38 @@ pub(crate) async fn collect(
                         && filter.is_none_or(|re| re.is_match(&m.name))
                 });
                 out.push(Deployed {
-                    app: st.app,
-                    deployment_id: st.deployment_id,
-                    status_addr: addr,
+                    app: s.app,
+                    deployment_id: s.deployment_id,
+                    status_addr: s.addr,
                     metrics,
                 });
             }
             Err(error) => {
-                tracing::warn!(deployment = %st.deployment_id, error = %error,
+                tracing::warn!(deployment = %s.deployment_id, error = %error,
                     "cannot fetch the deployment's metrics; skipping it");
             }
         }
     }
-    Ok(out)
+    out
+}
+
+/// Prints `deployments` in `format` on stdout; `nothing` (a sentence) if
+/// there are none — on stderr for Prometheus text, so stdout stays
+/// scrapeable.
+///
+/// # Errors
+///
+/// If stdout cannot be written.
+pub(crate) fn print(deployments: &[Deployed], format: Format, nothing: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    if deployments.is_empty() && format == Format::Prometheus {
+        eprintln!("{}", nothing.trim_end());
+    }
+    let text = render_or(deployments, format, status::color_enabled(), nothing);
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }
 
 /// The 256-color of rows whose value is 0 (a light gray, as Go's).
@@ -112,7 +159,13 @@ const DIM_COLOR: u8 = 245;
 
 /// The text `metrics` prints for `deployments`; with `color`, table rows
 /// whose value is 0 are dimmed.
-pub(crate) fn render(deployments: &[Deployed], format: Format, color: bool) -> String {
+#[cfg(test)]
+fn render(deployments: &[Deployed], format: Format, color: bool) -> String {
+    render_or(deployments, format, color, NOTHING_RUNS)
+}
+
+/// Like `render`, with `nothing` as the table text when nothing runs.
+fn render_or(deployments: &[Deployed], format: Format, color: bool, nothing: &str) -> String {
     match format {
         Format::Json => {
             let doc = Document { deployments };
@@ -139,7 +192,7 @@ pub(crate) fn render(deployments: &[Deployed], format: Format, color: bool) -> S
             }
             out
         }
-        Format::Table if deployments.is_empty() => NOTHING_RUNS.to_owned(),
+        Format::Table if deployments.is_empty() => nothing.to_owned(),
         Format::Table => tables(deployments, color),
     }
 }

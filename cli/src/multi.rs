@@ -1,7 +1,6 @@
 //! `weaver multi`: deploy an application as many processes, and inspect
 //! the deployments running on this machine.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -206,14 +205,7 @@ fn metrics(regex: Option<&str>, format: metrics::Format) -> anyhow::Result<Outco
     let filter = metrics::filter(regex)?;
     let registry = Registry::open_default()?;
     let deployments = runtime()?.block_on(metrics::collect(&registry, filter.as_ref()))?;
-    if deployments.is_empty() && format == metrics::Format::Prometheus {
-        // Nothing to scrape; say why on stderr, and keep stdout empty.
-        eprintln!("No deployments are running.");
-    }
-    let text = metrics::render(&deployments, format, status::color_enabled());
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
+    metrics::print(&deployments, format, metrics::NOTHING_RUNS)?;
     Ok(Outcome::Ok)
 }
 

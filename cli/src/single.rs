@@ -11,7 +11,7 @@ use clap::Subcommand;
 use weaver_babysitter::{ComponentStatus, ListenerStatus, ReplicaStatus, Status};
 use weaver_proto::single::{self, Registration};
 
-use crate::{Outcome, status};
+use crate::{Outcome, metrics, status};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -24,9 +24,26 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = status::Format::Table)]
         format: status::Format,
     },
+    /// Show the metrics of the applications running directly as one
+    /// process.
+    ///
+    /// Each such process serves its metrics on a loopback port (announced
+    /// in its registration); they are shown as `weaver multi metrics` shows
+    /// a deployment's, one table per metric, user metrics first.
+    Metrics {
+        /// Show only metrics whose name matches this regular expression
+        /// (unanchored).
+        regex: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = metrics::Format::Table)]
+        format: metrics::Format,
+    },
     /// Print the weaver version.
     Version,
 }
+
+/// Printed instead of tables when no single-process run is live.
+const NOTHING_RUNS: &str = "No applications are running as one process.\n";
 
 pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
@@ -41,6 +58,21 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
                 })
                 .collect();
             status::print(listed, format)?;
+            Ok(Outcome::Ok)
+        }
+        Command::Metrics { regex, format } => {
+            // Check the regex before asking anyone.
+            let filter = metrics::filter(regex.as_deref())?;
+            let dir = single::registry_dir(&weaver_babysitter::data_dir()?);
+            let sources = live_registrations(&dir)
+                .into_iter()
+                .filter_map(source)
+                .collect();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let runs = runtime.block_on(metrics::fetch(sources, filter.as_ref()));
+            metrics::print(&runs, format, NOTHING_RUNS)?;
             Ok(Outcome::Ok)
         }
         Command::Version => {
@@ -77,6 +109,23 @@ fn live_registrations(dir: &Path) -> Vec<Registration> {
         }
     }
     live
+}
+
+/// Where run `r` serves its metrics; none (with a warning) if it does not.
+fn source(r: Registration) -> Option<metrics::Source> {
+    let addr = match r.metrics_addr.as_deref().map(str::parse::<SocketAddr>) {
+        Some(Ok(addr)) => addr,
+        Some(Err(_)) | None => {
+            tracing::warn!(deployment = %r.deployment_id, pid = r.pid,
+                "the run announces no metrics endpoint; skipping it");
+            return None;
+        }
+    };
+    Some(metrics::Source {
+        app: r.app,
+        deployment_id: r.deployment_id,
+        addr,
+    })
 }
 
 fn to_status(r: Registration) -> Status {

@@ -258,27 +258,38 @@ async fn every_line_a_replica_prints_reaches_the_store() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn single_status_lists_apps_run_directly() -> anyhow::Result<()> {
-    let data = TempDir::new("weaver-data")?;
+/// Runs hello directly (one process) with data directory `data`; returns
+/// the child and its listener's address, read off its log on stderr.
+async fn run_hello_directly(
+    data: &std::path::Path,
+) -> anyhow::Result<(tokio::process::Child, String)> {
     let mut app = tokio::process::Command::new(bins().bin("hello"))
-        .env("WEAVER_DATA_DIR", data.path())
+        .env("WEAVER_DATA_DIR", data)
         .env_remove("SERVICEWEAVER_CONFIG")
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
-    let pid = app.id().unwrap_or(0);
     let mut err = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
         app.stderr.take().expect("stderr"),
     ));
     let addr = loop {
         let line = tokio::time::timeout(weaver_integration::DEADLINE, err.next_line())
             .await??
-            .unwrap_or_default();
+            .context("hello exited before it listened")?;
         if let Some(a) = line.split("address=\"").nth(1) {
             break a.trim_end_matches('"').to_string();
         }
     };
+    // Keep reading stderr so the app never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = err.next_line().await {} });
+    Ok((app, addr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_status_lists_apps_run_directly() -> anyhow::Result<()> {
+    let data = TempDir::new("weaver-data")?;
+    let (mut app, addr) = run_hello_directly(data.path()).await?;
+    let pid = app.id().unwrap_or(0);
     assert_eq!(http_get(&addr, "/hello?name=ab").await?.1, "Hello, ba!");
     let report = status_in(data.path(), "single").await?;
     let run = report.by_pid(pid).context("the run is not listed")?;
@@ -294,6 +305,88 @@ async fn single_status_lists_apps_run_directly() -> anyhow::Result<()> {
     app.wait().await?;
     let report = status_in(data.path(), "single").await?;
     assert!(report.deployments.is_empty(), "{report:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_metrics_shows_a_run_s_own_metrics() -> anyhow::Result<()> {
+    let data = TempDir::new("weaver-data")?;
+    let out = weaver_in(data.path(), &["single", "metrics"]).await?;
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out),
+        "No applications are running as one process.\n"
+    );
+
+    let (mut app, addr) = run_hello_directly(data.path()).await?;
+    for name in ["ab", "abc", "abcd"] {
+        assert_eq!(
+            http_get(&addr, &format!("/hello?name={name}")).await?.0,
+            200
+        );
+    }
+    let out = weaver_in(
+        data.path(),
+        &["single", "metrics", "--format=json", "^hello_|method_count"],
+    )
+    .await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let runs = doc["deployments"].as_array().context("deployments")?;
+    assert_eq!(runs.len(), 1, "{doc}");
+    assert_eq!(runs[0]["app"], "hello");
+    let metrics = runs[0]["metrics"].as_array().context("metrics")?;
+    let find = |name: &str| {
+        metrics
+            .iter()
+            .filter(|m| m["name"] == name)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let reversals = find("hello_reversals");
+    assert_eq!(reversals.len(), 1, "{metrics:?}");
+    assert_eq!(reversals[0]["value"], 3.0);
+    assert_eq!(reversals[0]["labels"]["serviceweaver_app"], "hello");
+    let lengths = find("hello_reversed_length");
+    let counts: u64 = lengths[0]["counts"]
+        .as_array()
+        .context("counts")?
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .sum();
+    assert_eq!((counts, lengths[0]["value"].as_f64()), (3, Some(9.0)));
+    // Main's calls of Reverser.reverse are local in one process.
+    let calls: Vec<_> = find("serviceweaver_method_count")
+        .into_iter()
+        .filter(|m| m["labels"]["method"] == "reverse")
+        .collect();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["labels"]["remote"], "false");
+    assert_eq!(calls[0]["value"], 3.0);
+    // The regex filtered.
+    assert!(metrics.iter().all(|m| {
+        let n = m["name"].as_str().unwrap_or_default();
+        n.starts_with("hello_") || n.contains("method_count")
+    }));
+
+    let out = weaver_in(data.path(), &["single", "metrics", "--format=prometheus"]).await?;
+    let text = stdout(&out);
+    assert!(text.contains("hello_reversals{"), "{text}");
+    assert!(
+        text.contains("# TYPE serviceweaver_method_count counter"),
+        "{text}"
+    );
+
+    let out = weaver_in(data.path(), &["single", "metrics", "a("]).await?;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid regexp \"a(\""));
+    app.kill().await?;
+    app.wait().await?;
     Ok(())
 }
 

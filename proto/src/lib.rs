@@ -21,6 +21,7 @@
 pub mod conn;
 pub mod frame;
 pub mod logging;
+pub mod metrics;
 pub mod paths;
 pub mod prometheus;
 pub mod single;

@@ -31,6 +31,10 @@ pub struct Registration {
     /// Every listener created so far: name to the address it listens on.
     #[serde(default)]
     pub listeners: BTreeMap<String, String>,
+    /// Where the process serves its metrics (`host:port` on loopback), at
+    /// the paths of [`crate::metrics`]; none if it could not bind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<String>,
 }
 
 /// The registry directory under data directory `data_dir`.
@@ -58,11 +62,12 @@ mod tests {
             started_at: 7,
             components: ["weaver::Main".to_owned()].into(),
             listeners: [("hello".to_owned(), "127.0.0.1:1".to_owned())].into(),
+            metrics_addr: Some("127.0.0.1:2".to_owned()),
         };
         let json = serde_json::to_string(&reg).expect("encode");
         assert_eq!(
             json,
-            r#"{"deployment_id":"a4bba25b","app":"hello","pid":42,"started_at":7,"components":["weaver::Main"],"listeners":{"hello":"127.0.0.1:1"}}"#
+            r#"{"deployment_id":"a4bba25b","app":"hello","pid":42,"started_at":7,"components":["weaver::Main"],"listeners":{"hello":"127.0.0.1:1"},"metrics_addr":"127.0.0.1:2"}"#
         );
         let back: Registration = serde_json::from_str(&json).expect("decode");
         assert_eq!(back, reg);
@@ -70,6 +75,7 @@ mod tests {
             serde_json::from_str(r#"{"deployment_id":"x","app":"a","pid":1,"started_at":2}"#)
                 .expect("decode without components and listeners");
         assert!(bare.components.is_empty() && bare.listeners.is_empty());
+        assert_eq!(bare.metrics_addr, None);
     }
 
     #[test]

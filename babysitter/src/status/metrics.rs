@@ -12,53 +12,10 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use weaver_proto::prometheus::{self, Snapshot};
-use weaver_proto::runtime::{MetricDef, MetricType, MetricValue};
+use weaver_proto::runtime::MetricValue;
 
-/// The HTTP path the Prometheus text is served on.
-pub const PROMETHEUS_PATH: &str = "/debug/weaver/prometheus";
-
-/// The HTTP path the metrics are served on as JSON (a list of [`Metric`]).
-pub const METRICS_PATH: &str = "/debug/weaver/metrics";
-
-/// One series, as [`METRICS_PATH`] serves it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Metric {
-    /// The metric's name.
-    pub name: String,
-    /// Its kind.
-    #[serde(rename = "type")]
-    pub kind: MetricKind,
-    /// Its help text.
-    #[serde(default)]
-    pub help: String,
-    /// The series' labels.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// A counter's or gauge's value; a histogram's sum.
-    pub value: f64,
-    /// A histogram's bucket upper bounds.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub bounds: Vec<f64>,
-    /// A histogram's counts per bucket, `bounds.len() + 1` of them (the
-    /// last is above every bound).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub counts: Vec<u64>,
-}
-
-/// Kind of a [`Metric`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum MetricKind {
-    /// Only goes up.
-    Counter,
-    /// Goes up and down.
-    Gauge,
-    /// Counts per bucket, and a sum.
-    Histogram,
-}
+pub use weaver_proto::metrics::{METRICS_PATH, Metric, MetricKind, PROMETHEUS_PATH};
 
 /// The label that tells replicas apart.
 const NODE_LABEL: &str = "serviceweaver_node";
@@ -141,53 +98,6 @@ pub(crate) fn sum_replicas(metrics: &[Snapshot]) -> Vec<Snapshot> {
             s
         })
         .collect()
-}
-
-// === impl Metric ===
-
-impl Metric {
-    /// The series of `s`.
-    pub fn from_snapshot(s: &Snapshot) -> Self {
-        let kind = match s.def.typ() {
-            MetricType::Counter => MetricKind::Counter,
-            MetricType::Histogram => MetricKind::Histogram,
-            MetricType::Gauge | MetricType::Invalid => MetricKind::Gauge,
-        };
-        Self {
-            name: s.def.name.clone(),
-            kind,
-            help: s.def.help.clone(),
-            labels: s.def.labels.clone().into_iter().collect(),
-            value: s.value.value,
-            bounds: s.def.bounds.clone(),
-            counts: s.value.counts.clone(),
-        }
-    }
-
-    /// The series as a snapshot with id `id`, e.g. to render it with
-    /// [`weaver_proto::prometheus`].
-    pub fn to_snapshot(&self, id: u64) -> Snapshot {
-        let typ = match self.kind {
-            MetricKind::Counter => MetricType::Counter,
-            MetricKind::Gauge => MetricType::Gauge,
-            MetricKind::Histogram => MetricType::Histogram,
-        };
-        Snapshot {
-            def: MetricDef {
-                id,
-                name: self.name.clone(),
-                typ: typ as i32,
-                help: self.help.clone(),
-                labels: self.labels.clone().into_iter().collect(),
-                bounds: self.bounds.clone(),
-            },
-            value: MetricValue {
-                id,
-                value: self.value,
-                counts: self.counts.clone(),
-            },
-        }
-    }
 }
 
 fn add(sum: &mut MetricValue, v: &MetricValue) {

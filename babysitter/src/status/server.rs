@@ -171,7 +171,7 @@ async fn respond(req: &Request<Incoming>, provider: &Providers) -> Response<Full
         let mut resp = Response::new(Full::new(Bytes::from(page)));
         resp.headers_mut().insert(
             CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            hyper::header::HeaderValue::from_static(weaver_proto::metrics::PROMETHEUS_CONTENT_TYPE),
         );
         return resp;
     }

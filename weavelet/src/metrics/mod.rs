@@ -38,6 +38,7 @@ use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
+use weaver_proto::prometheus::Snapshot;
 use weaver_proto::runtime::{GetMetricsReply, MetricUpdate};
 
 use self::family::Family;
@@ -618,19 +619,36 @@ pub(crate) fn reply(registry: &Registry, ack: u64, origin: &Origin) -> GetMetric
     let defs = defs
         .into_iter()
         .map(|mut def| {
-            for (k, v) in [
-                ("serviceweaver_app", &origin.app),
-                ("serviceweaver_version", &origin.version),
-                ("serviceweaver_node", &origin.node),
-            ] {
-                def.labels.insert(k.to_owned(), v.clone());
-            }
+            origin.label(&mut def);
             def
         })
         .collect();
     GetMetricsReply {
         update: Some(MetricUpdate { defs, values }),
         seq,
+    }
+}
+
+/// Every metric of `registry` with its current value, each definition
+/// labelled with `origin`: what a single-process run serves.
+pub(crate) fn snapshot(registry: &Registry, origin: &Origin) -> Vec<Snapshot> {
+    let mut all = registry.snapshot();
+    for s in &mut all {
+        origin.label(&mut s.def);
+    }
+    all
+}
+
+impl Origin {
+    /// Adds the origin's labels to `def`.
+    fn label(&self, def: &mut weaver_proto::runtime::MetricDef) {
+        for (k, v) in [
+            ("serviceweaver_app", &self.app),
+            ("serviceweaver_version", &self.version),
+            ("serviceweaver_node", &self.node),
+        ] {
+            def.labels.insert(k.to_owned(), v.clone());
+        }
     }
 }
 

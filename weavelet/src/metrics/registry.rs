@@ -315,8 +315,6 @@ impl Registry {
     }
 
     /// Every metric's definition and current value.
-    // Read by the Prometheus tests until a single-process endpoint serves it.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn snapshot(&self) -> Vec<Snapshot> {
         let state = self.lock();
         state

@@ -32,6 +32,7 @@ impl Announcer {
                 started_at: crate::logger::now_micros(),
                 components: BTreeSet::new(),
                 listeners: BTreeMap::new(),
+                metrics_addr: None,
             }),
         }
     }
@@ -47,6 +48,12 @@ impl Announcer {
     /// Records a listener and its address.
     pub(crate) fn listener(&self, name: &str, address: String) {
         self.lock().listeners.insert(name.to_string(), address);
+        self.write();
+    }
+
+    /// Records where the metrics endpoint listens.
+    pub(crate) fn metrics(&self, addr: std::net::SocketAddr) {
+        self.lock().metrics_addr = Some(addr.to_string());
         self.write();
     }
 

@@ -16,6 +16,7 @@ use crate::{BoxFuture, Context, Error, Listener, Result};
 
 mod announce;
 mod balancer;
+mod endpoint;
 mod instances;
 mod pipes;
 mod remote;

@@ -10,11 +10,13 @@ use weaver_proto::logging::PrettyPrinter;
 use weaver_proto::runtime::LogEntry;
 
 use super::announce::Announcer;
+use super::endpoint;
 use super::instances::Instances;
 use super::{Registry, Runtime};
 use crate::component::{Implementation, Instance, Main, Target};
 use crate::config::{self, Section, SingleConfig};
 use crate::logger::LogSink;
+use crate::metrics::Origin;
 use crate::{BoxFuture, Context, Error, Listener, Result};
 
 /// The single-process runtime.
@@ -44,6 +46,7 @@ where
     let runtime: Arc<dyn Runtime> = rt.clone();
     rt.check_against_binary(&runtime)?;
     print_banner(&rt.sink.app, &rt.sink.deployment);
+    rt.serve_metrics().await;
     let main = super::build_main::<M>(&rt.instances, runtime).await?;
     rt.announcer
         .component(<dyn Main as crate::component::Interface>::NAME);
@@ -107,6 +110,20 @@ impl Single {
             )));
         }
         super::check_configs(registry, runtime)
+    }
+
+    /// Starts the metrics endpoint and announces it; a run that cannot
+    /// bind one goes on without it.
+    async fn serve_metrics(&self) {
+        let origin = Origin {
+            app: self.sink.app.clone(),
+            version: self.sink.deployment.clone(),
+            node: self.sink.node.clone(),
+        };
+        match endpoint::start(origin).await {
+            Ok(addr) => self.announcer.metrics(addr),
+            Err(error) => tracing::warn!(%error, "cannot serve the metrics on loopback"),
+        }
     }
 
     async fn instance(&self, name: &'static str) -> Result<Instance> {
