@@ -1,7 +1,7 @@
 //! Metrics under `weaver multi deploy`: what the app's replicas count
 //! reaches the babysitter's Prometheus page, each process once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
 use weaver_integration::{Deployment, TempDir, bins, config, http_get, weaver_in};
@@ -207,5 +207,42 @@ async fn hello_counts_and_measures_what_it_reverses() -> anyhow::Result<()> {
     assert_eq!(errors, 0.0, "{doc}");
     // One request size recorded per remote call.
     assert_eq!(request_bytes, names.len() as u64, "{doc}");
+
+    // The listener's handler is instrumented: every request through the
+    // proxy is counted once, in the replica that served it, and a 404 is
+    // an error with its code.
+    assert_eq!(http_get(&addr, "/nope").await?.0, 404);
+    let out = d
+        .weaver(&["multi", "metrics", "--format=json", "^serviceweaver_http_"])
+        .await?;
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let ours = doc["deployments"]
+        .as_array()
+        .and_then(|all| all.iter().find(|x| x["deployment_id"] == id.as_str()))
+        .with_context(|| format!("our deployment in {doc}"))?;
+    let (mut requests, mut errors, mut timed) = (0.0, BTreeMap::new(), 0);
+    for m in ours["metrics"].as_array().into_iter().flatten() {
+        let label = |k: &str| m["labels"][k].as_str().unwrap_or("").to_owned();
+        assert_eq!(label("label"), "hello", "{m}");
+        let value = m["value"].as_f64().unwrap_or(0.0);
+        match m["name"].as_str() {
+            Some("serviceweaver_http_request_count") => {
+                assert_eq!(label("serviceweaver_generated"), "", "{m}");
+                requests += value;
+            }
+            Some("serviceweaver_http_error_count") => {
+                *errors.entry(label("code")).or_insert(0.0) += value;
+            }
+            Some("serviceweaver_http_request_latency_micros") => {
+                let counts = m["counts"].as_array().into_iter().flatten();
+                timed += counts.filter_map(serde_json::Value::as_u64).sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(requests, names.len() as f64 + 1.0, "{doc}");
+    assert_eq!(errors, BTreeMap::from([("404".to_owned(), 1.0)]), "{doc}");
+    assert_eq!(timed, names.len() as u64 + 1, "{doc}");
     Ok(())
 }

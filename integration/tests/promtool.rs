@@ -12,11 +12,15 @@ use weaver_integration::{Deployment, bins, config, http_get};
 /// What `promtool check metrics` says of the shop's page and we keep, each
 /// listed with its reason in the README's "promtool findings": Go's names,
 /// kept so that dashboards written for Service Weaver keep working.
-const KEPT_LINTS: [&str; 4] = [
+const KEPT_LINTS: [&str; 8] = [
     "serviceweaver_method_count counter metrics should have \"_total\" suffix",
     "serviceweaver_method_count non-histogram and non-summary metrics should not have \"_count\" suffix",
     "serviceweaver_method_error_count counter metrics should have \"_total\" suffix",
     "serviceweaver_method_error_count non-histogram and non-summary metrics should not have \"_count\" suffix",
+    "serviceweaver_http_request_count counter metrics should have \"_total\" suffix",
+    "serviceweaver_http_request_count non-histogram and non-summary metrics should not have \"_count\" suffix",
+    "serviceweaver_http_error_count counter metrics should have \"_total\" suffix",
+    "serviceweaver_http_error_count non-histogram and non-summary metrics should not have \"_count\" suffix",
 ];
 
 /// Runs `promtool check metrics` on `page`: its exit code and its findings.

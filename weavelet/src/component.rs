@@ -387,12 +387,29 @@ impl Handle {
         inner
             .target
             .get_or_try_init(|| async {
-                match &inner.runtime {
+                let target = match &inner.runtime {
                     Some(rt) => rt.resolve(inner.name).await,
                     None => Err(Error::internal("handle without a runtime")),
-                }
+                }?;
+                self.declare_methods(matches!(target, Target::Remote(_)));
+                Ok(target)
             })
             .await
+    }
+
+    /// Resolves the series of every method of the component, as called
+    /// through this handle (`remote`ly or not), so they are reported (as
+    /// 0) before their first call, as Go's stubs do.
+    fn declare_methods(&self, remote: bool) {
+        let Ok(registration) =
+            crate::runtime::Registry::get().and_then(|r| r.find(self.inner.name))
+        else {
+            return;
+        };
+        let count = registration.methods.len();
+        for (index, m) in (0u32..).zip(registration.methods) {
+            self.method(index, count, m.name, remote);
+        }
     }
 
     /// The full name of the component.

@@ -55,6 +55,8 @@ mod component;
 mod config;
 mod context;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod listener;
 mod logger;
 mod metrics;

@@ -70,7 +70,9 @@ async fn main() -> weaver::Result<()> {
         );
         // HTTP/1.1 and h2c: the proxy in front multiplexes its requests
         // over one HTTP/2 connection when the app speaks it.
-        weaver::serve(&app.hello, service_fn(move |req| handle(app, req))).await?;
+        // Every request is counted and timed (serviceweaver_http_*).
+        let service = weaver::http::instrument("hello", service_fn(move |req| handle(app, req)));
+        weaver::serve(&app.hello, service).await?;
         Ok(())
     })
     .await

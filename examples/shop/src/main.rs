@@ -339,7 +339,9 @@ async fn main() -> weaver::Result<()> {
         loop {
             let (stream, _) = app.shop.accept().await?;
             tokio::spawn(async move {
-                let service = service_fn(move |req| serve(app, req));
+                // Every request is counted and timed (serviceweaver_http_*).
+                let service =
+                    weaver::http::instrument("shop", service_fn(move |req| serve(app, req)));
                 // HTTP/1.1 and h2c: the proxy in front multiplexes its
                 // requests over one HTTP/2 connection when the app speaks it.
                 let _ = auto::Builder::new(TokioExecutor::new())

@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::{Counter, CounterMap, Histogram, HistogramMap};
 
 /// Go's generated bounds: 1, 2 and 5 × 10^k for k in 0..=9.
-const BUCKETS: [f64; 30] = buckets();
+pub(crate) const BUCKETS: [f64; 30] = buckets();
 
 /// The labels of a method's series.
 #[derive(crate::MetricLabels)]
