@@ -6,16 +6,36 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Context as _;
 use weaver_integration::{Deployment, TempDir, bins, config, http_get, weaver_in};
 
-/// The `bank_deposits` samples of a Prometheus page, as (labels, value).
+/// The `bank_deposits_total` samples of a Prometheus page, as (labels, value).
 fn deposits(page: &str) -> anyhow::Result<Vec<(String, f64)>> {
     page.lines()
-        .filter(|l| l.starts_with("bank_deposits"))
+        .filter(|l| l.starts_with("bank_deposits_total"))
         .map(|l| {
             let (series, value) = l.rsplit_once(' ').context("a sample has a value")?;
-            let labels = series.trim_start_matches("bank_deposits").to_owned();
+            let labels = series.trim_start_matches("bank_deposits_total").to_owned();
             Ok((labels, value.parse()?))
         })
         .collect()
+}
+
+/// `weaver multi metrics --format=json REGEX`: the whole document, and
+/// the metrics of deployment `d` in it.
+async fn our_metrics(
+    d: &Deployment,
+    regex: &str,
+) -> anyhow::Result<(serde_json::Value, Vec<serde_json::Value>)> {
+    let out = d
+        .weaver(&["multi", "metrics", "--format=json", regex])
+        .await?;
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let id = d.id().context("a deployment id")?;
+    let ours = doc["deployments"]
+        .as_array()
+        .and_then(|all| all.iter().find(|x| x["deployment_id"] == id.as_str()))
+        .with_context(|| format!("our deployment in {doc}"))?;
+    let metrics = ours["metrics"].as_array().context("metrics")?.clone();
+    Ok((doc, metrics))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,19 +90,9 @@ async fn a_user_counter_summed_over_replicas_counts_every_request() -> anyhow::R
     assert_eq!(deposits(&summed)?, [(String::new(), N as f64)], "{summed}");
 
     // `weaver multi metrics` reads the same series.
-    let out = d
-        .weaver(&["multi", "metrics", "--format=json", "deposit"])
-        .await?;
-    assert!(out.status.success(), "{out:?}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let id = d.id().context("a deployment id")?;
-    let ours = doc["deployments"]
-        .as_array()
-        .and_then(|all| all.iter().find(|x| x["deployment_id"] == id.as_str()))
-        .with_context(|| format!("our deployment in {doc}"))?;
-    let metrics = ours["metrics"].as_array().context("metrics")?;
+    let (doc, metrics) = our_metrics(&d, "deposit").await?;
     assert!(
-        metrics.iter().all(|m| m["name"] == "bank_deposits"),
+        metrics.iter().all(|m| m["name"] == "bank_deposits_total"),
         "the regex keeps only matching names: {doc}"
     );
     let total: f64 = metrics.iter().filter_map(|m| m["value"].as_f64()).sum();
@@ -118,21 +128,9 @@ async fn hello_counts_and_measures_what_it_reverses() -> anyhow::Result<()> {
         let (status, body) = http_get(&addr, &format!("/hello?name={name}")).await?;
         assert_eq!(status, 200, "{body}");
     }
-    let out = d
-        .weaver(&["multi", "metrics", "--format=json", "^hello_"])
-        .await?;
-    assert!(out.status.success(), "{out:?}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let id = d.id().context("a deployment id")?;
-    let ours = doc["deployments"]
-        .as_array()
-        .and_then(|all| all.iter().find(|x| x["deployment_id"] == id.as_str()))
-        .with_context(|| format!("our deployment in {doc}"))?;
-    let series = |name: &str| -> Vec<serde_json::Value> {
-        ours["metrics"]
-            .as_array()
-            .map(|all| all.iter().filter(|m| m["name"] == name).cloned().collect())
-            .unwrap_or_default()
+    let (doc, metrics) = our_metrics(&d, "^hello_").await?;
+    let series = |name: &str| -> Vec<&serde_json::Value> {
+        metrics.iter().filter(|m| m["name"] == name).collect()
     };
     let sum = |name: &str| -> f64 {
         series(name)
@@ -140,7 +138,7 @@ async fn hello_counts_and_measures_what_it_reverses() -> anyhow::Result<()> {
             .filter_map(|m| m["value"].as_f64())
             .sum()
     };
-    assert_eq!(sum("hello_reversals"), names.len() as f64, "{doc}");
+    assert_eq!(sum("hello_reversals_total"), names.len() as f64, "{doc}");
     // The histogram's sum is the characters reversed (6 + 2 + 12); of its
     // buckets (le 1, 2, 5, 10, 20, 50, 100, +Inf), le 2, 10 and 20 hold
     // one string each.
@@ -155,25 +153,12 @@ async fn hello_counts_and_measures_what_it_reverses() -> anyhow::Result<()> {
 
     // The stubs counted each call once, in the calling process: Main's
     // remote calls of Reverser.reverse, none failed, none local.
-    let out = d
-        .weaver(&[
-            "multi",
-            "metrics",
-            "--format=json",
-            "^serviceweaver_method_",
-        ])
-        .await?;
-    assert!(out.status.success(), "{out:?}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let ours = doc["deployments"]
-        .as_array()
-        .and_then(|all| all.iter().find(|x| x["deployment_id"] == id.as_str()))
-        .with_context(|| format!("our deployment in {doc}"))?;
+    let (doc, metrics) = our_metrics(&d, "^serviceweaver_method_").await?;
     let mut calls: std::collections::BTreeMap<(String, String, String, String), f64> =
         std::collections::BTreeMap::new();
     let mut errors = 0.0;
     let mut request_bytes = 0;
-    for m in ours["metrics"].as_array().into_iter().flatten() {
+    for m in &metrics {
         let label = |k: &str| m["labels"][k].as_str().unwrap_or("").to_owned();
         assert_eq!(label("serviceweaver_generated"), "true", "{m}");
         let key = (
@@ -212,17 +197,9 @@ async fn hello_counts_and_measures_what_it_reverses() -> anyhow::Result<()> {
     // proxy is counted once, in the replica that served it, and a 404 is
     // an error with its code.
     assert_eq!(http_get(&addr, "/nope").await?.0, 404);
-    let out = d
-        .weaver(&["multi", "metrics", "--format=json", "^serviceweaver_http_"])
-        .await?;
-    assert!(out.status.success(), "{out:?}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let ours = doc["deployments"]
-        .as_array()
-        .and_then(|all| all.iter().find(|x| x["deployment_id"] == id.as_str()))
-        .with_context(|| format!("our deployment in {doc}"))?;
+    let (doc, metrics) = our_metrics(&d, "^serviceweaver_http_").await?;
     let (mut requests, mut errors, mut timed) = (0.0, BTreeMap::new(), 0);
-    for m in ours["metrics"].as_array().into_iter().flatten() {
+    for m in &metrics {
         let label = |k: &str| m["labels"][k].as_str().unwrap_or("").to_owned();
         assert_eq!(label("label"), "hello", "{m}");
         let value = m["value"].as_f64().unwrap_or(0.0);

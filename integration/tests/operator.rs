@@ -347,7 +347,7 @@ async fn single_metrics_shows_a_run_s_own_metrics() -> anyhow::Result<()> {
             .cloned()
             .collect::<Vec<_>>()
     };
-    let reversals = find("hello_reversals");
+    let reversals = find("hello_reversals_total");
     assert_eq!(reversals.len(), 1, "{metrics:?}");
     assert_eq!(reversals[0]["value"], 3.0);
     assert_eq!(reversals[0]["labels"]["serviceweaver_app"], "hello");
@@ -375,7 +375,7 @@ async fn single_metrics_shows_a_run_s_own_metrics() -> anyhow::Result<()> {
 
     let out = weaver_in(data.path(), &["single", "metrics", "--format=prometheus"]).await?;
     let text = stdout(&out);
-    assert!(text.contains("hello_reversals{"), "{text}");
+    assert!(text.contains("hello_reversals_total{"), "{text}");
     assert!(
         text.contains("# TYPE serviceweaver_method_count counter"),
         "{text}"

@@ -1,6 +1,7 @@
 //! Metric update cost: ns per `Counter::inc`/`add`, uncontended and with two
 //! threads updating one counter, plus `Histogram::put` and a
-//! `CounterMap::get` then `inc`, for context.
+//! `CounterMap::get` then `inc`, and what a stub records per remote call,
+//! for context.
 //!
 //! Run with:
 //!
@@ -66,6 +67,31 @@ fn main() {
         // Values spread over the buckets, as latencies in µs would be.
         time(N, |i| HIST.put((i & 0xffff) as f64))
     });
+    // What a generated stub records per remote call (a clock read, a
+    // count and three histograms), with the series resolved once, as the
+    // stubs do.
+    let method = weaver::__private::MethodMetrics::new("bench::Main", "bench::Echo", "echo", true);
+    report("method record (remote call), 1 thread", runs, || {
+        time(N / 4, |i| {
+            method.record(Instant::now(), false, (16, (i & 0xff) as usize))
+        })
+    });
+    report("method record (remote call), 2 threads", runs, || {
+        two_threads(|| {
+            time(N / 4, |i| {
+                method.record(Instant::now(), false, (16, (i & 0xff) as usize))
+            })
+        })
+    });
+    report(
+        "Instant::now + elapsed (the floor of a record)",
+        runs,
+        || {
+            time(N / 4, |_| {
+                black_box(Instant::now().elapsed());
+            })
+        },
+    );
     report("CounterMap::get + inc (3 labels)", runs, || {
         time(N_MAP, |_| {
             let labels = Labels {

@@ -21,7 +21,7 @@ use weaver::{Context, Counter, Histogram, Listener, Logger, Ref};
 
 /// Strings reversed, over every Reverser replica.
 #[weaver::metric]
-static REVERSALS: Counter = Counter::new("hello_reversals", "Strings reversed");
+static REVERSALS: Counter = Counter::new("hello_reversals_total", "Strings reversed");
 
 /// Lengths of the strings reversed, in characters.
 #[weaver::metric]

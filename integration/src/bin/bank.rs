@@ -13,7 +13,7 @@
 //!
 //! `FAIL_INIT=1` makes the Audit's init hook fail.
 //!
-//! The Bank counts the deposits it credits in `bank_deposits`, a metric the
+//! The Bank counts the deposits it credits in `bank_deposits_total`, a metric the
 //! metrics tests read back from the babysitter.
 
 use std::collections::HashMap;
@@ -28,7 +28,7 @@ use weaver::{Context, Counter, Listener, Ref};
 
 /// Deposits credited, over every Bank replica.
 #[weaver::metric]
-static DEPOSITS: Counter = Counter::new("bank_deposits", "Deposits credited");
+static DEPOSITS: Counter = Counter::new("bank_deposits_total", "Deposits credited");
 
 /// Keeps balances; routed by account so every call for one account reaches
 /// the replica that holds it.

@@ -5,8 +5,8 @@
 //! touch only the cell. Export takes the lock and reads every cell.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 pub(crate) use weaver_proto::prometheus::Snapshot;
 use weaver_proto::runtime as proto;
@@ -35,26 +35,39 @@ pub(crate) struct FamilyDef {
     bounds: &'static [f64],
 }
 
-/// A counter's value: whole increments apart from fractional ones, so that
-/// `inc` is one `fetch_add`.
-#[derive(Debug, Default)]
+/// A counter's value, striped: each thread adds to its own shard (see
+/// [`shard`]), so threads that count the same calls do not fight over one
+/// cache line; a read sums the shards. Whole increments are kept apart from
+/// fractional ones, so that `inc` is one `fetch_add`.
+#[derive(Debug)]
 pub(crate) struct CounterCell {
-    ints: AtomicU64,
-    floats: AtomicF64,
+    /// One line per shard: slot 0 the whole increments, slot 1 the bits of
+    /// the fractional sum.
+    lines: Box<[Line]>,
 }
 
 /// A gauge's value.
 #[derive(Debug, Default)]
 pub(crate) struct GaugeCell(AtomicF64);
 
-/// A histogram's buckets and sum.
+/// A histogram's buckets and sum, striped like [`CounterCell`].
 #[derive(Debug)]
 pub(crate) struct HistogramCell {
     bounds: &'static [f64],
-    /// `bounds.len() + 1` counts; the last one is above every bound.
-    counts: Box<[AtomicU64]>,
-    sum: AtomicF64,
+    /// Whether `bounds` are Go's 1, 2, 5 × 10^k (the method metrics'), whose
+    /// bucket an integer finds without a search.
+    decimal: bool,
+    /// Slots per shard, a whole number of lines: `bounds.len() + 1` counts
+    /// (the last one above every bound), the whole part of the sum, the
+    /// bits of the fractional part.
+    stride: usize,
+    lines: Box<[Line]>,
 }
+
+/// Eight atomics on a cache line of their own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Line([AtomicU64; 8]);
 
 /// The process's metrics.
 pub(crate) struct Registry {
@@ -129,19 +142,30 @@ impl AtomicF64 {
     }
 
     fn add(&self, delta: f64) {
-        // A CAS loop: there is no atomic float add.
-        let _ = self.0.fetch_update(Relaxed, Relaxed, |b| {
-            Some((f64::from_bits(b) + delta).to_bits())
-        });
+        add_f64(&self.0, delta);
     }
 }
 
 // === impl CounterCell ===
 
+impl Default for CounterCell {
+    fn default() -> Self {
+        Self {
+            lines: (0..shards()).map(|_| Line::default()).collect(),
+        }
+    }
+}
+
 impl CounterCell {
     #[inline]
     pub(crate) fn inc(&self) {
-        self.ints.fetch_add(1, Relaxed);
+        self.inc_at(Shard::current());
+    }
+
+    /// [`inc`](Self::inc) from the thread that holds `shard`.
+    #[inline]
+    pub(crate) fn inc_at(&self, shard: Shard) {
+        shard.add(&self.lines[shard.index].0[0], 1);
     }
 
     #[inline]
@@ -149,15 +173,23 @@ impl CounterCell {
         if delta.is_nan() || delta <= 0.0 {
             return;
         }
+        let shard = Shard::current();
+        let line = &self.lines[shard.index];
         if delta.fract() == 0.0 && delta < u32::MAX as f64 {
-            self.ints.fetch_add(delta as u64, Relaxed);
+            shard.add(&line.0[0], delta as u64);
         } else {
-            self.floats.add(delta);
+            shard.add_f64(&line.0[1], delta);
         }
     }
 
     pub(crate) fn get(&self) -> f64 {
-        self.ints.load(Relaxed) as f64 + self.floats.load()
+        let ints: u64 = self.lines.iter().map(|l| l.0[0].load(Relaxed)).sum();
+        let floats: f64 = self
+            .lines
+            .iter()
+            .map(|l| f64::from_bits(l.0[1].load(Relaxed)))
+            .sum();
+        ints as f64 + floats
     }
 }
 
@@ -182,12 +214,23 @@ impl GaugeCell {
 // === impl HistogramCell ===
 
 impl HistogramCell {
-    fn new(bounds: &'static [f64]) -> Self {
+    pub(crate) fn new(bounds: &'static [f64]) -> Self {
+        let stride = (bounds.len() + 3).div_ceil(8) * 8;
         Self {
             bounds,
-            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum: AtomicF64::default(),
+            decimal: bounds == super::method::BUCKETS,
+            stride,
+            lines: (0..shards() * stride / 8)
+                .map(|_| Line::default())
+                .collect(),
         }
+    }
+
+    /// Slot `i` of shard number `shard`.
+    #[inline]
+    fn slot(&self, shard: usize, i: usize) -> &AtomicU64 {
+        let k = shard * self.stride + i;
+        &self.lines[k / 8].0[k % 8]
     }
 
     #[inline]
@@ -195,24 +238,229 @@ impl HistogramCell {
         if v.is_nan() {
             return;
         }
+        let shard = Shard::current();
+        if v >= 0.0 && v.fract() == 0.0 && v < (1u64 << 53) as f64 {
+            return self.put_u64_at(shard, v as u64);
+        }
         // The first bucket whose bound is >= v: Prometheus' `le`.
         let i = self.bounds.partition_point(|b| *b < v);
-        self.counts[i].fetch_add(1, Relaxed);
-        if v != 0.0 {
-            self.sum.add(v);
+        shard.add(self.slot(shard.index, i), 1);
+        shard.add_f64(self.slot(shard.index, self.bounds.len() + 2), v);
+    }
+
+    /// [`put`](Self::put) for a whole number, such as microseconds or
+    /// bytes, from the thread that holds `shard`: no search for Go's
+    /// bounds, and no loop for the sum.
+    #[inline]
+    pub(crate) fn put_u64_at(&self, shard: Shard, v: u64) {
+        let i = if self.decimal {
+            decimal_bucket(v)
+        } else {
+            self.bounds.partition_point(|b| *b < v as f64)
+        };
+        shard.add(self.slot(shard.index, i), 1);
+        if v != 0 {
+            shard.add(self.slot(shard.index, self.bounds.len() + 1), v);
         }
     }
 
     pub(crate) fn counts(&self) -> Vec<u64> {
-        self.counts.iter().map(|c| c.load(Relaxed)).collect()
+        (0..=self.bounds.len())
+            .map(|i| (0..shards()).map(|s| self.slot(s, i).load(Relaxed)).sum())
+            .collect()
     }
 
     pub(crate) fn count(&self) -> u64 {
-        self.counts.iter().map(|c| c.load(Relaxed)).sum()
+        self.counts().iter().sum()
     }
 
     pub(crate) fn sum(&self) -> f64 {
-        self.sum.load()
+        let n = self.bounds.len();
+        (0..shards())
+            .map(|s| {
+                self.slot(s, n + 1).load(Relaxed) as f64
+                    + f64::from_bits(self.slot(s, n + 2).load(Relaxed))
+            })
+            .sum()
+    }
+}
+
+/// The bucket of whole number `v` among Go's bounds 1, 2, 5 × 10^k for k in
+/// 0..=9 (index 30: above them all).
+#[inline]
+pub(crate) fn decimal_bucket(v: u64) -> usize {
+    if v <= 1 {
+        return 0;
+    }
+    // 10^k < v <= 10^(k+1); the bounds in there are 2·10^k, 5·10^k, 10^(k+1).
+    let k = (v - 1).ilog10();
+    if k > 9 {
+        return 30;
+    }
+    let scale = 10u64.pow(k);
+    let i = 3 * k as usize
+        + if v <= 2 * scale {
+            1
+        } else if v <= 5 * scale {
+            2
+        } else {
+            3
+        };
+    i.min(30)
+}
+
+/// Adds `delta` to the `f64` whose bits are in `slot`: a CAS loop, as
+/// there is no atomic float add.
+fn add_f64(slot: &AtomicU64, delta: f64) {
+    let _ = slot.fetch_update(Relaxed, Relaxed, |b| {
+        Some((f64::from_bits(b) + delta).to_bits())
+    });
+}
+
+/// Shards a striped cell has: one per thread that updates metrics, up to
+/// twice the CPUs (at least 4, at most 64), and a last one that the
+/// threads beyond those share.
+pub(crate) fn shards() -> usize {
+    owned_shards() + 1
+}
+
+/// How many shards are each held by one thread at most.
+fn owned_shards() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (2 * cpus).clamp(4, 64)
+    })
+}
+
+/// Which shard of a striped cell the current thread writes.
+///
+/// A thread takes a shard of its own the first time it updates a metric
+/// and gives it back when it exits; on its own shard an update is a plain
+/// load and store (no other thread writes there, readers only load), which
+/// is what makes a method call's metrics cheap. Threads beyond
+/// [`owned_shards`] share the last shard, with atomic read-modify-writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shard {
+    index: usize,
+    owned: bool,
+}
+
+/// Shards given back by threads that exited.
+static FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// Shards never held yet start here.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// The current thread's shard, encoded by [`Shard::encode`] (0: none
+    /// taken yet). Constant-initialized and without a destructor, so that
+    /// reading it is one load, even in other thread-locals' destructors.
+    static MINE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Gives an owned shard back when the thread exits.
+    static RELEASE: Release = const { Release };
+}
+
+/// See [`RELEASE`].
+struct Release;
+
+impl Shard {
+    /// The current thread's shard.
+    #[inline]
+    pub(crate) fn current() -> Self {
+        let code = MINE.get();
+        if code != 0 {
+            return Self::decode(code);
+        }
+        Self::take()
+    }
+
+    /// Takes a shard for the current thread: one given back, else a new
+    /// one, else the shared one.
+    #[cold]
+    fn take() -> Self {
+        let shared = Self {
+            index: owned_shards(),
+            owned: false,
+        };
+        let reused = FREE.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let index = reused.or_else(|| {
+            NEXT.fetch_update(Relaxed, Relaxed, |n| (n < owned_shards()).then_some(n + 1))
+                .ok()
+        });
+        let shard = match index {
+            // Arms the destructor that gives the shard back; a thread that is
+            // exiting already cannot arm it, so it shares.
+            Some(index) if RELEASE.try_with(|_| ()).is_ok() => Self { index, owned: true },
+            Some(index) => {
+                FREE.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(index);
+                shared
+            }
+            None => shared,
+        };
+        MINE.set(shard.encode());
+        shard
+    }
+
+    fn encode(self) -> usize {
+        (self.index << 1 | usize::from(self.owned)) + 2
+    }
+
+    #[inline]
+    fn decode(code: usize) -> Self {
+        let v = code - 2;
+        Self {
+            index: v >> 1,
+            owned: v & 1 == 1,
+        }
+    }
+
+    /// Adds `n` to `slot`, a slot of this shard.
+    #[inline]
+    fn add(self, slot: &AtomicU64, n: u64) {
+        if self.owned {
+            slot.store(slot.load(Relaxed).wrapping_add(n), Relaxed);
+        } else {
+            slot.fetch_add(n, Relaxed);
+        }
+    }
+
+    /// Adds `delta` to the `f64` whose bits are in `slot`, a slot of this
+    /// shard.
+    #[inline]
+    fn add_f64(self, slot: &AtomicU64, delta: f64) {
+        if self.owned {
+            slot.store(
+                (f64::from_bits(slot.load(Relaxed)) + delta).to_bits(),
+                Relaxed,
+            );
+        } else {
+            add_f64(slot, delta);
+        }
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let code = MINE.get();
+        if code == 0 {
+            return;
+        }
+        let shard = Shard::decode(code);
+        if shard.owned {
+            // Updates from later destructors on this thread share.
+            MINE.set(
+                Shard {
+                    index: owned_shards(),
+                    owned: false,
+                }
+                .encode(),
+            );
+            FREE.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(shard.index);
+        }
     }
 }
 

@@ -57,6 +57,9 @@ impl Importer {
 
 #[test]
 fn counter_from_two_threads_sums_every_update() {
+    // Whole and fractional increments land in per-thread shards; a read
+    // sums them all.
+    static FRACTIONS: Counter = Counter::new("test_two_threads_fractions", "");
     static HITS: Counter = Counter::new("test_two_threads_hits", "");
     static BY_ID: CounterMap<Id> = CounterMap::new("test_two_threads_by_id", "");
     std::thread::scope(|s| {
@@ -64,12 +67,14 @@ fn counter_from_two_threads_sums_every_update() {
             s.spawn(|| {
                 for i in 0..100_000 {
                     HITS.inc();
+                    FRACTIONS.add(0.5);
                     BY_ID.get(&Id { id: i % 4 }).inc();
                 }
             });
         }
     });
     assert_eq!(HITS.get(), 200_000.0);
+    assert_eq!(FRACTIONS.get(), 100_000.0);
     for id in 0..4 {
         assert_eq!(BY_ID.get(&Id { id }).get(), 50_000.0);
     }
@@ -129,6 +134,57 @@ fn derive_names_labels_by_field_or_rename() {
         ..call.__copy()
     };
     assert!(!call.__same(&other));
+}
+
+#[test]
+fn decimal_bucket_agrees_with_the_search_on_every_edge() {
+    let bounds = &super::method::BUCKETS;
+    let search = |v: u64| bounds.partition_point(|b| *b < v as f64);
+    let mut edges = vec![0, 1, 2, 3, u64::MAX, u64::MAX - 1, 1 << 53];
+    for b in bounds {
+        let b = *b as u64;
+        edges.extend([b - 1, b, b + 1]);
+    }
+    for v in edges.into_iter().chain(0..100_000) {
+        assert_eq!(super::registry::decimal_bucket(v), search(v), "value {v}");
+    }
+}
+
+#[test]
+fn histogram_from_many_threads_sums_every_value_and_count() {
+    let reg = Registry::new();
+    let h = reg.histogram("h", "", &super::method::BUCKETS);
+    let g = reg.histogram("g", "", &[10.0, 100.0]);
+    // More threads at once than there are shards to own, so some share
+    // the last one; then as many again, on shards given back.
+    let threads = 2 * super::registry::shards() as u64 + 2;
+    let all_hold_a_shard = std::sync::Barrier::new(threads as usize / 2);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (h, g, barrier) = (&h, &g, &all_hold_a_shard);
+            s.spawn(move || {
+                if t < threads / 2 {
+                    h.put(0.0);
+                    barrier.wait();
+                }
+                for i in 0..10_000u64 {
+                    h.put((i % 1000) as f64);
+                    g.put((t * 10_000 + i) as f64 + 0.5);
+                }
+            });
+        }
+    });
+    let mut want = vec![0u64; 31];
+    want[0] = threads / 2;
+    for i in 0..1000u64 {
+        want[super::registry::decimal_bucket(i)] += threads * 10;
+    }
+    assert_eq!(h.counts(), want);
+    assert_eq!(h.sum(), (threads * 10 * 999 * 1000 / 2) as f64);
+    let n = threads * 10_000;
+    assert_eq!(g.count(), n);
+    assert_eq!(g.counts(), [10, 90, n - 100]);
+    assert_eq!(g.sum(), (0..n).map(|v| v as f64 + 0.5).sum::<f64>());
 }
 
 #[test]

@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::Addr;
 use super::io::{ReadBuffer, Stream, Writer};
 use super::wire::{self, Kind};
+use crate::metrics::method::note_arrival;
 use crate::{Context, Error, Result};
 
 /// One multiplexed connection to a peer weavelet; cheap to clone.
@@ -67,7 +68,9 @@ struct Pending {
 
 enum Slot {
     Waiting(Option<Waker>),
-    Done(Result<Vec<u8>>),
+    /// The result, and when the reply was read (none if the call failed
+    /// without one).
+    Done(Result<Vec<u8>>, Option<Instant>),
 }
 
 /// Forgets a call (and tells the peer to cancel it) if it is dropped before
@@ -297,8 +300,11 @@ impl Inner {
         drop(rb);
         let mut p = self.lock();
         match p.calls.get(&id) {
-            Some(Slot::Done(_)) => match p.calls.remove(&id) {
-                Some(Slot::Done(r)) => Some(r),
+            Some(Slot::Done(..)) => match p.calls.remove(&id) {
+                Some(Slot::Done(r, at)) => {
+                    note_arrival(at);
+                    Some(r)
+                }
                 _ => None,
             },
             _ => None,
@@ -308,6 +314,9 @@ impl Inner {
     /// Hands every complete reply in `rb` to its caller; returns how many.
     fn drain(&self, rb: &mut ReadBuffer) -> std::result::Result<usize, String> {
         let mut replies = 0;
+        // One clock read for every reply read at once: the end of their
+        // calls, for the method latency metric.
+        let mut now = None;
         loop {
             let frame = match rb.next_frame() {
                 Ok(Some(f)) => f,
@@ -317,11 +326,13 @@ impl Inner {
             match frame.kind {
                 Kind::Response => {
                     replies += 1;
-                    self.complete(frame.id, Ok(frame.body.to_vec()));
+                    let at = *now.get_or_insert_with(Instant::now);
+                    self.complete(frame.id, Ok(frame.body.to_vec()), at);
                 }
                 Kind::Error => {
                     replies += 1;
-                    self.complete(frame.id, Err(Error::from_wire(frame.body)));
+                    let at = *now.get_or_insert_with(Instant::now);
+                    self.complete(frame.id, Err(Error::from_wire(frame.body)), at);
                 }
                 Kind::Version => {}
                 Kind::Request | Kind::Cancel => {
@@ -344,8 +355,11 @@ impl Inner {
                 }
                 Poll::Pending
             }
-            Some(Slot::Done(_)) => match p.calls.remove(&id) {
-                Some(Slot::Done(r)) => Poll::Ready(r),
+            Some(Slot::Done(..)) => match p.calls.remove(&id) {
+                Some(Slot::Done(r, at)) => {
+                    note_arrival(at);
+                    Poll::Ready(r)
+                }
                 _ => Poll::Ready(Err(Error::remote("lost reply"))),
             },
             None => {
@@ -370,7 +384,7 @@ impl Inner {
             for slot in p.calls.values_mut() {
                 if let Slot::Waiting(w) = slot {
                     wakers.extend(w.take());
-                    *slot = Slot::Done(Err(Error::remote(reason.clone())));
+                    *slot = Slot::Done(Err(Error::remote(reason.clone())), None);
                 }
             }
         }
@@ -379,14 +393,14 @@ impl Inner {
         }
     }
 
-    fn complete(&self, id: u64, result: Result<Vec<u8>>) {
+    fn complete(&self, id: u64, result: Result<Vec<u8>>, at: Instant) {
         let waker = {
             let mut p = self.lock();
             match p.calls.get_mut(&id) {
                 Some(slot @ Slot::Waiting(_)) => {
-                    match std::mem::replace(slot, Slot::Done(result)) {
+                    match std::mem::replace(slot, Slot::Done(result, Some(at))) {
                         Slot::Waiting(w) => w,
-                        Slot::Done(_) => None,
+                        Slot::Done(..) => None,
                     }
                 }
                 // A reply to a call given up on, or a duplicate.

@@ -267,6 +267,8 @@ impl Transport for Balancer {
                 match self.call_once(ctx, method, key, &args).await {
                     Err(e) if e.is_remote() && retriable && attempt + 1 < MAX_ATTEMPTS => {
                         tracing::debug!(component = self.name, attempt, error = %e, "retrying call");
+                        // The failed attempt's reply is not the call's end.
+                        crate::metrics::method::take_arrival();
                         let pause = self.backoff(attempt);
                         if ctx.remaining().is_some_and(|r| r < pause) {
                             return Err(e);
