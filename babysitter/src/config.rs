@@ -1,4 +1,5 @@
-//! `weaver.toml`: the deployment config read by `weaver multi deploy`.
+//! `weaver.toml`: the deployment config read by `weaver multi deploy` and
+//! `weaver single deploy`.
 //!
 //! The file is read in two steps. The TOML text is first parsed into a raw
 //! table; each known section is then read key by key into a checked
@@ -21,9 +22,12 @@
 //! Greeting = "Bonjour"
 //! ```
 //!
-//! Any section other than `[serviceweaver]`, `[multi]` and `[single]` (which
-//! belongs to single-process runs) configures the component it names, and is
-//! handed to the weavelets as TOML text without being interpreted here.
+//! Any section other than `[serviceweaver]`, `[multi]` and `[single]`
+//! configures the component it names, and is handed to the weavelets as TOML
+//! text without being interpreted here. Each deployer checks its own section
+//! and leaves the other's alone: [`Config::parse`] reads `[multi]` (for
+//! `weaver multi deploy`), [`Config::parse_single`] reads `[single]`, whose
+//! only key is `listeners`, shaped as in `[multi]`.
 //!
 //! Checks that need the binary's list of components run later, through
 //! [`Config::validate_components`]; whether the binary exists is checked by
@@ -49,11 +53,12 @@ pub(crate) const MAIN_COMPONENT: &str = "weaver::Main";
 const SERVICEWEAVER: &str = "serviceweaver";
 /// Settings of multiprocess deployments.
 const MULTI: &str = "multi";
-/// Settings of single-process runs; accepted here and ignored.
+/// Settings of single-process runs (`weaver single deploy`).
 const SINGLE: &str = "single";
 
 const SERVICEWEAVER_KEYS: &[&str] = &["name", "binary", "args", "env", "colocate"];
 const MULTI_KEYS: &[&str] = &["listeners", "replicas", "restart"];
+const SINGLE_KEYS: &[&str] = &["listeners"];
 const LISTENER_KEYS: &[&str] = &["address"];
 
 /// A checked `weaver.toml`.
@@ -66,7 +71,8 @@ pub struct Config {
     args: Vec<String>,
     env: Vec<(String, String)>,
     colocate: Vec<Vec<String>>,
-    /// Listener name to address; `None` means an ephemeral loopback port.
+    /// Listener name to address (from the deployer's section); `None`
+    /// means an ephemeral loopback port.
     listeners: BTreeMap<String, Option<String>>,
     replicas: usize,
     restart: RestartPolicy,
@@ -83,6 +89,15 @@ pub enum RestartPolicy {
     Always,
     /// Leave it dead; the rest of the deployment keeps running.
     Never,
+}
+
+/// Which deployer a file is read for: the one section it checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deployer {
+    /// `weaver multi deploy`: `[multi]`.
+    Multi,
+    /// `weaver single deploy`: `[single]`.
+    Single,
 }
 
 /// An error in `weaver.toml`. Every message starts with the file's path.
@@ -254,12 +269,26 @@ impl Config {
     /// [`ConfigError::Read`] if the file cannot be read, otherwise the errors
     /// of [`Config::parse`].
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
-        let path = path.as_ref();
+        Config::load_for(path.as_ref(), Deployer::Multi)
+    }
+
+    /// Reads and checks the config file at `path` for a single-process run:
+    /// like [`Config::load`], with `[single]` read instead of `[multi]`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`] if the file cannot be read, otherwise the errors
+    /// of [`Config::parse_single`].
+    pub fn load_single(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        Config::load_for(path.as_ref(), Deployer::Single)
+    }
+
+    fn load_for(path: &Path, deployer: Deployer) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text, path)
+        Config::parse_for(&text, path, deployer)
     }
 
     /// Parses and checks config text. `path` names the file in error messages,
@@ -272,11 +301,29 @@ impl Config {
     /// unknown `restart` policy, an `env` entry without `=`, or a bad listener
     /// address.
     pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Config, ConfigError> {
-        let path = path.as_ref();
+        Config::parse_for(text, path.as_ref(), Deployer::Multi)
+    }
+
+    /// Parses and checks config text for a single-process run (`weaver
+    /// single deploy`): `[serviceweaver]` and `[single]` are checked, with
+    /// listeners taken from `[single] listeners`; `[multi]` is left alone.
+    /// The run is one process, so [`Config::replicas`] is 1.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::parse`], for `[single]` instead of `[multi]`: bad TOML,
+    /// an unknown key (`[single]` has only `listeners`), a wrong type, a
+    /// missing `binary`, a bad listener address.
+    pub fn parse_single(text: &str, path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        Config::parse_for(text, path.as_ref(), Deployer::Single)
+    }
+
+    fn parse_for(text: &str, path: &Path, deployer: Deployer) -> Result<Config, ConfigError> {
         let raw: toml::Table = text.parse().map_err(|err| syntax_error(path, text, &err))?;
         let empty = toml::Table::new();
         let mut app_table = &empty;
         let mut multi_table = &empty;
+        let mut single_table = &empty;
         let mut sections = BTreeMap::new();
         for (key, value) in &raw {
             let table = value.as_table().ok_or_else(|| ConfigError::NotASection {
@@ -286,7 +333,7 @@ impl Config {
             match key.as_str() {
                 SERVICEWEAVER => app_table = table,
                 MULTI => multi_table = table,
-                SINGLE => {}
+                SINGLE => single_table = table,
                 component => {
                     let text = toml::to_string(table)
                         .expect("a table parsed from TOML serializes back to TOML");
@@ -295,7 +342,12 @@ impl Config {
             }
         }
         let app = AppSection::read(&Section::new(path, SERVICEWEAVER, app_table), path)?;
-        let multi = MultiSection::read(&Section::new(path, MULTI, multi_table))?;
+        let multi = match deployer {
+            Deployer::Multi => MultiSection::read(&Section::new(path, MULTI, multi_table))?,
+            Deployer::Single => {
+                MultiSection::read_single(&Section::new(path, SINGLE, single_table))?
+            }
+        };
         Ok(Config {
             path: path.to_owned(),
             app: app.name,
@@ -356,7 +408,8 @@ impl Config {
         self.listeners.get(name).and_then(Option::as_deref)
     }
 
-    /// Every listener named in `[multi] listeners`, with its address if set.
+    /// Every listener named in `[multi] listeners` (`[single] listeners` for
+    /// [`Config::parse_single`]), with its address if set.
     pub fn listeners(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
         self.listeners
             .iter()
@@ -445,7 +498,7 @@ impl Config {
         Ok(())
     }
 
-    /// Checks the listener names in `[multi] listeners` against the listeners
+    /// Checks the listener names in the deployer's `listeners` against the listeners
     /// the binary declares.
     ///
     /// # Errors
@@ -523,7 +576,8 @@ impl AppSection {
     }
 }
 
-/// The checked contents of `[multi]`.
+/// The checked contents of `[multi]`, or of `[single]` for a
+/// single-process run.
 struct MultiSection {
     listeners: BTreeMap<String, Option<String>>,
     replicas: usize,
@@ -557,6 +611,16 @@ impl MultiSection {
             listeners: read_listeners(section)?,
             replicas,
             restart,
+        })
+    }
+
+    /// Reads `[single]`: listeners only, one process that is not restarted.
+    fn read_single(section: &Section<'_>) -> Result<MultiSection, ConfigError> {
+        section.check_keys(SINGLE_KEYS)?;
+        Ok(MultiSection {
+            listeners: read_listeners(section)?,
+            replicas: 1,
+            restart: RestartPolicy::Never,
         })
     }
 }

@@ -3,7 +3,8 @@
 //! The binary is thin: it parses arguments, installs the diagnostics
 //! subscriber, runs a command from one of the modules below and maps the
 //! outcome to an exit code (64 for usage and config errors, 1 for failures,
-//! 128 + signal after a signal, 0 on a broken pipe).
+//! 128 + signal after a signal, 0 on a broken pipe; `weaver single deploy`
+//! exits with its app's status).
 
 // A command-line tool prints its results on stdout.
 #![allow(clippy::print_stdout)]
@@ -19,9 +20,9 @@ use clap::{Parser, Subcommand};
 
 /// Deploy and inspect Weaver for Rust applications.
 ///
-/// Run an application directly (`cargo run`) to run every component in one
-/// process, or with `weaver multi deploy weaver.toml` to run it as many
-/// processes on this machine.
+/// Run an application directly (`cargo run`) or with `weaver single deploy
+/// weaver.toml` to run every component in one process, or with `weaver multi
+/// deploy weaver.toml` to run it as many processes on this machine.
 #[derive(Debug, Parser)]
 #[command(name = "weaver", version, propagate_version = true)]
 struct Cli {
@@ -34,7 +35,7 @@ enum Command {
     /// Run and inspect applications deployed as many processes.
     #[command(subcommand)]
     Multi(multi::Command),
-    /// Inspect applications run directly as one process.
+    /// Run and inspect applications as one process.
     #[command(subcommand)]
     Single(single::Command),
     /// Print the weaver version.
@@ -47,6 +48,8 @@ pub(crate) enum Outcome {
     Ok,
     /// Ended by a signal: exit 128 + signal.
     Signal(u8),
+    /// Exit with this status (the app's, for `weaver single deploy`).
+    Exit(u8),
     /// A failure already reported on stderr.
     Failed,
 }
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Signal(sig)) => ExitCode::from(128 + sig),
+        Ok(Outcome::Exit(code)) => ExitCode::from(code),
         Ok(Outcome::Failed) => ExitCode::FAILURE,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,11 +1,14 @@
-//! `weaver single`: applications run directly as one process.
+//! `weaver single`: applications run as one process, directly or with
+//! `weaver single deploy`.
 //!
 //! Such a process announces itself in `<data>/single/registry/` with a
 //! [`Registration`] (written by the `weaver` crate); this command lists the
 //! ones still alive and forgets the others.
 
+mod deploy;
+
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use weaver_babysitter::{ComponentStatus, ListenerStatus, ReplicaStatus, Status};
@@ -15,6 +18,35 @@ use crate::{Outcome, metrics, status};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run an application as one process, configured by weaver.toml.
+    ///
+    /// Checks [serviceweaver] and [single] first: a bad key, a missing or
+    /// non-executable binary is an error naming it (exit 64) and nothing
+    /// starts. Then runs `binary` (relative to the config file) with `args`
+    /// and `env`, and with SERVICEWEAVER_CONFIG naming the config file, from
+    /// which the app reads its [single] listeners and component sections.
+    /// Every component runs in that one process; it uses this terminal's
+    /// stdin, stdout and stderr (it prints its app/deployment box, then its
+    /// logs) and is listed by `weaver single status`.
+    ///
+    /// SIGINT (ctrl-c) and SIGTERM are passed on to the app; the app is
+    /// killed if `weaver` dies. Exits with the app's exit status, or 128 +
+    /// the signal that ended it (130 after ctrl-c).
+    ///
+    /// Example weaver.toml:
+    ///   [serviceweaver]
+    ///   name = "hello"
+    ///   binary = "../../target/release/hello"
+    ///   args = []
+    ///   env = ["GREETING=hi"]
+    ///
+    ///   [single]
+    ///   listeners.hello = { address = "127.0.0.1:12345" }  # default: a free loopback port
+    #[command(verbatim_doc_comment)]
+    Deploy {
+        /// The application's config file (weaver.toml).
+        config: PathBuf,
+    },
     /// Show the applications running directly as one process.
     ///
     /// `--format=json` prints the document `weaver multi status
@@ -47,6 +79,7 @@ const NOTHING_RUNS: &str = "No applications are running as one process.\n";
 
 pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
+        Command::Deploy { config } => deploy::deploy(&config),
         Command::Status { format } => {
             let dir = single::registry_dir(&weaver_babysitter::data_dir()?);
             let listed = live_registrations(&dir)

@@ -11,3 +11,4 @@ mod multi_deploy;
 mod multi_metrics;
 mod operator;
 mod promtool;
+mod single_deploy;

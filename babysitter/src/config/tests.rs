@@ -381,6 +381,63 @@ fn single_section_is_ignored() {
 }
 
 #[test]
+fn parse_single_reads_single_listeners_and_leaves_multi_alone() {
+    let text = with(concat!(
+        "[single]\nlisteners.hello = { address = \"127.0.0.1:0\" }\nlisteners.admin = {}\n",
+        "[multi]\nreplicas = 0\nbogus = 1\nlisteners.hello = { address = \"127.0.0.1:9\" }\n",
+        "[\"hello::Reverser\"]\nGreeting = \"Bonjour\"\n",
+    ));
+    let config = Config::parse_single(&text, FILE).unwrap();
+    assert_eq!(config.listener_address("hello"), Some("127.0.0.1:0"));
+    assert_eq!(config.listener_address("admin"), None);
+    assert_eq!(config.listeners().count(), 2);
+    assert_eq!(config.replicas(), 1);
+    assert_eq!(config.binary(), Path::new("/apps/hello/hello"));
+    assert_eq!(
+        config.sections().keys().collect::<Vec<_>>(),
+        ["hello::Reverser"]
+    );
+    // The same file is a bad one for `weaver multi deploy`.
+    assert!(parse(&text).is_err());
+}
+
+#[test]
+fn parse_single_names_bad_keys_in_single_and_serviceweaver() {
+    let single_error = |text: &str| match Config::parse_single(text, FILE) {
+        Ok(config) => panic!("parsed a bad config: {config:?}"),
+        Err(err) => err.to_string(),
+    };
+    assert_eq!(
+        single_error(&with("[single]\nlistners.hello = {}\n")),
+        format!("{FILE}: unknown key \"listners\" in [single] (expected one of: listeners)")
+    );
+    assert_eq!(
+        single_error(&with("[single]\nlisteners.hello = { adress = \"x:1\" }\n")),
+        format!(
+            "{FILE}: unknown key \"adress\" in [single.listeners.hello] (expected one of: address)"
+        )
+    );
+    assert_eq!(
+        single_error(&with(
+            "[single]\nlisteners.hello = { address = \"nope\" }\n"
+        )),
+        format!(
+            "{FILE}: invalid \"address\" in [single.listeners.hello]: \"nope\" is not of the form host:port"
+        )
+    );
+    assert_eq!(
+        single_error("[serviceweaver]\nbinary = \"./hello\"\nbinnary = 1\n"),
+        format!(
+            "{FILE}: unknown key \"binnary\" in [serviceweaver] (expected one of: name, binary, args, env, colocate)"
+        )
+    );
+    assert_eq!(
+        single_error("[single]\n"),
+        format!("{FILE}: missing required key \"binary\" in [serviceweaver]")
+    );
+}
+
+#[test]
 fn validate_components_rejects_unknown_colocated_names() {
     let config = parse(&with(
         "colocate = [[\"hello::Reverser\", \"hello::Reverse\"]]\n",
