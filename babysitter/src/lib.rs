@@ -16,6 +16,7 @@ pub use config::{Config, ConfigError, RestartPolicy};
 pub use deploy::{DeployError, Deployment, Options};
 pub use registry::{DATA_DIR_ENV, Registration, Registry, RegistryError, data_dir, runtime_dir};
 pub use status::{
-    ComponentStatus, ListenerStatus, METRICS_PATH, Metric, MetricKind, MetricsProvider,
-    PROMETHEUS_PATH, ReplicaStatus, STATUS_PATH, Status, StatusError, StatusProvider, StatusServer,
+    ComponentStatus, ListenerStatus, METHODS_PATH, METRICS_PATH, MethodStats, MethodWindow,
+    MethodsProvider, Metric, MetricKind, MetricsProvider, PROMETHEUS_PATH, ReplicaStatus,
+    STATUS_PATH, Status, StatusError, StatusProvider, StatusServer,
 };

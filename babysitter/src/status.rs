@@ -5,7 +5,9 @@
 //! crate, which fetches and prints) reads the registry and asks each
 //! deployment's server for its [`Status`] as JSON at [`STATUS_PATH`]. The
 //! same server renders the deployment's metrics as Prometheus text at
-//! [`PROMETHEUS_PATH`] and as JSON at [`METRICS_PATH`].
+//! [`PROMETHEUS_PATH`] and as JSON at [`METRICS_PATH`], and the per-method
+//! statistics of the last minute, the last hour and since the start at
+//! [`METHODS_PATH`].
 
 use std::net::SocketAddr;
 
@@ -16,7 +18,10 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use metrics::{METRICS_PATH, Metric, MetricKind, MetricsProvider, PROMETHEUS_PATH};
+pub use metrics::{
+    METHODS_PATH, METRICS_PATH, MethodStats, MethodWindow, MethodsProvider, Metric, MetricKind,
+    MetricsProvider, PROMETHEUS_PATH,
+};
 pub use server::{StatusProvider, StatusServer};
 
 /// The HTTP path the status server answers on.

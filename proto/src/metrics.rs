@@ -1,5 +1,6 @@
 //! Metrics as the status endpoints serve them: a JSON list of [`Metric`]s
-//! at [`METRICS_PATH`] and Prometheus text at [`PROMETHEUS_PATH`].
+//! at [`METRICS_PATH`], Prometheus text at [`PROMETHEUS_PATH`], and the
+//! babysitter's per-method statistics ([`MethodStats`]) at [`METHODS_PATH`].
 //!
 //! The babysitter's status server serves a deployment's metrics there, and
 //! a single-process run (the `weaver` crate run directly) serves its own
@@ -17,6 +18,10 @@ pub const PROMETHEUS_PATH: &str = "/debug/weaver/prometheus";
 
 /// The HTTP path the metrics are served on as JSON (a list of [`Metric`]).
 pub const METRICS_PATH: &str = "/debug/weaver/metrics";
+
+/// The HTTP path the per-method statistics are served on as JSON (a list
+/// of [`MethodStats`]); add `?by=caller` for one row per caller too.
+pub const METHODS_PATH: &str = "/debug/weaver/methods";
 
 /// The `Content-Type` of the Prometheus text.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -60,6 +65,48 @@ pub enum MetricKind {
     Gauge,
     /// Counts per bucket, and a sum.
     Histogram,
+}
+
+/// One component method's calls, summed over replicas (and over callers,
+/// unless asked per caller), as [`METHODS_PATH`] serves them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodStats {
+    /// The full component name, e.g. `hello::Reverser`.
+    pub component: String,
+    /// The method's name.
+    pub method: String,
+    /// The calling component, when the rows are per caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    /// About the last minute.
+    pub minute: MethodWindow,
+    /// About the last hour.
+    pub hour: MethodWindow,
+    /// Since the deployment started.
+    pub total: MethodWindow,
+}
+
+/// A method's calls within one window of time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MethodWindow {
+    /// How long the window actually is: shorter than its name while the
+    /// deployment is younger, for instance. Divide by it for rates.
+    pub seconds: f64,
+    /// Calls made.
+    pub calls: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+    /// Mean latency, in microseconds (0 without calls).
+    pub mean_latency_micros: f64,
+    /// Median latency, in microseconds, interpolated within its histogram
+    /// bucket (0 without calls).
+    pub p50_micros: f64,
+    /// 99th percentile latency, in microseconds, likewise.
+    pub p99_micros: f64,
+    /// Bytes of requests (remote calls only).
+    pub request_bytes: u64,
+    /// Bytes of replies (remote calls only).
+    pub reply_bytes: u64,
 }
 
 // === impl Metric ===

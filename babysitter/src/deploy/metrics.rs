@@ -1,5 +1,6 @@
 //! The deployment's metrics: what each replica's weavelet last reported,
-//! polled on demand.
+//! polled on demand and every few seconds by the deployment's poller, and the
+//! per-method [`History`] those polls build.
 //!
 //! A replica is one process, polled once however many components it hosts
 //! (Go polls a colocated group once per member and counts it twice).
@@ -11,8 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::history::{self, History, Methods};
+
+use tokio::time::Instant;
 use tracing::warn;
 use weaver_envelope::Envelope;
+use weaver_proto::metrics::MethodStats;
 use weaver_proto::prometheus::Snapshot;
 use weaver_proto::runtime::{GetMetricsReply, MetricDef, MetricValue};
 
@@ -20,9 +25,18 @@ use weaver_proto::runtime::{GetMetricsReply, MetricDef, MetricValue};
 pub(crate) struct Store {
     /// How long a replica may take to answer before it is skipped.
     timeout: Duration,
-    /// Guards the map only; each replica's own lock orders its polls, so
-    /// its replies are applied in the order they were asked for.
-    replicas: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Replica>>>>,
+    /// Guards the replica map and the history, together, so a replica
+    /// leaves both at once; never held across an await. Each replica's own
+    /// lock orders its polls, so its replies are applied in the order they
+    /// were asked for.
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Every replica polled so far and still live, by weavelet id.
+    replicas: HashMap<String, Arc<tokio::sync::Mutex<Replica>>>,
+    /// What their methods counted, and snapshots of the totals.
+    history: History,
 }
 
 /// What one replica reported so far.
@@ -39,47 +53,104 @@ pub(crate) struct Replica {
 // === impl Store ===
 
 impl Store {
-    pub(crate) fn new(timeout: Duration) -> Self {
+    /// A store for a deployment that started at `started`, whose replicas
+    /// may take `timeout` to answer a poll.
+    pub(crate) fn new(timeout: Duration, started: Instant) -> Self {
         Self {
             timeout,
-            replicas: Mutex::default(),
+            state: Mutex::new(State {
+                replicas: HashMap::new(),
+                history: History::new(started),
+            }),
         }
     }
 
     /// Polls every replica of `envelopes` at once and returns the series of
     /// those that answered in time (a replica that did not is skipped with
-    /// a warning). Replicas no longer in `envelopes` are forgotten.
+    /// a warning, and its last-known method counts are kept). Replicas no
+    /// longer in `envelopes` are forgotten, their method counts kept in the
+    /// history's totals. Records the totals in the history when done.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a reply lost to cancellation is sent again by the next
+    /// poll.
     pub(crate) async fn poll(&self, envelopes: &[Arc<Envelope>]) -> Vec<Snapshot> {
         let targets: Vec<_> = {
-            let mut map = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
-            map.retain(|id, _| envelopes.iter().any(|e| weavelet_id(e) == id));
+            let mut st = self.lock();
+            let State { replicas, history } = &mut *st;
+            replicas.retain(|id, _| {
+                let live = envelopes.iter().any(|e| weavelet_id(e) == id);
+                if !live {
+                    history.depart(id);
+                }
+                live
+            });
             envelopes
                 .iter()
                 .map(|e| {
-                    let replica = map.entry(weavelet_id(e).to_owned()).or_default();
+                    let replica = replicas.entry(weavelet_id(e).to_owned()).or_default();
                     (e.clone(), replica.clone())
                 })
                 .collect()
         };
         let polls = targets.iter().map(|(e, r)| self.poll_one(e, r));
-        futures_util::future::join_all(polls)
+        let metrics = futures_util::future::join_all(polls)
             .await
             .into_iter()
             .flatten()
-            .collect()
+            .collect();
+        self.lock().history.record(Instant::now());
+        metrics
+    }
+
+    /// One row per method (per caller too if `by_caller`), from what the
+    /// polls so far collected, as of `now`.
+    pub(crate) fn methods(&self, now: Instant, by_caller: bool) -> Vec<MethodStats> {
+        self.lock().history.stats(now, by_caller)
+    }
+
+    /// When the last poll ended.
+    #[cfg(test)]
+    pub(crate) fn last_poll(&self) -> Option<Instant> {
+        self.lock().history.last_record()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets `replica`'s method counts in the history, unless it has left
+    /// meanwhile (a concurrent poll saw it gone and moved its counts to the
+    /// departed: adding them again would count them twice).
+    fn update_history(
+        &self,
+        weavelet: &str,
+        replica: &Arc<tokio::sync::Mutex<Replica>>,
+        methods: Methods,
+    ) {
+        let mut st = self.lock();
+        if st
+            .replicas
+            .get(weavelet)
+            .is_some_and(|r| Arc::ptr_eq(r, replica))
+        {
+            st.history.update(weavelet, methods);
+        }
     }
 
     async fn poll_one(
         &self,
         envelope: &Envelope,
-        replica: &tokio::sync::Mutex<Replica>,
+        replica: &Arc<tokio::sync::Mutex<Replica>>,
     ) -> Vec<Snapshot> {
         let weavelet = weavelet_id(envelope);
         let polled = tokio::time::timeout(self.timeout, async {
-            let mut replica = replica.lock().await;
-            let reply = envelope.get_metrics(replica.ack).await?;
-            replica.apply(reply);
-            Ok::<_, weaver_envelope::Error>(replica.snapshot())
+            let mut r = replica.lock().await;
+            let reply = envelope.get_metrics(r.ack).await?;
+            r.apply(reply);
+            self.update_history(weavelet, replica, r.methods());
+            Ok::<_, weaver_envelope::Error>(r.snapshot())
         })
         .await;
         match polled {
@@ -121,6 +192,16 @@ impl Replica {
             }
         }
         self.ack = reply.seq;
+    }
+
+    /// What its methods counted.
+    pub(crate) fn methods(&self) -> Methods {
+        let zero = MetricValue::default();
+        history::methods_of(
+            self.defs
+                .values()
+                .map(|def| (def, self.values.get(&def.id).unwrap_or(&zero))),
+        )
     }
 
     /// Every series, with its latest value (0 until one arrives).

@@ -8,6 +8,7 @@
 //! backoff.
 
 pub(crate) mod handler;
+mod history;
 mod logs;
 mod metrics;
 mod routing;
@@ -25,7 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
 use weaver_envelope::{Envelope, Handle};
 use weaver_proto::runtime::{LogEntry, WeaveletArgs};
 use weaver_proxy::Proxy;
@@ -38,8 +41,8 @@ use crate::Config;
 use crate::config::MAIN_COMPONENT;
 use crate::registry::{Registration, Registry};
 use crate::status::{
-    ComponentStatus, ListenerStatus, MetricsProvider, PROMETHEUS_PATH, ReplicaStatus, Status,
-    StatusServer,
+    ComponentStatus, ListenerStatus, MethodsProvider, MetricsProvider, PROMETHEUS_PATH,
+    ReplicaStatus, Status, StatusServer,
 };
 
 pub use self::error::DeployError;
@@ -83,11 +86,20 @@ pub(crate) struct Shared {
     status: Mutex<Option<StatusServer>>,
     /// What each replica reported of its metrics.
     metrics: metrics::Store,
+    /// The task that polls the metrics every [`METRICS_PERIOD`], from boot
+    /// to shutdown.
+    collector: Mutex<Option<Collector>>,
     /// Groups, subscribers and proxies.
     state: Mutex<State>,
     /// The last lines each replica wrote to stderr, by weavelet id, for
     /// crash reports.
     tails: Mutex<HashMap<String, VecDeque<String>>>,
+}
+
+/// The metrics poller's task, and how to stop it.
+struct Collector {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
 }
 
 /// Lines of stderr kept per replica for crash reports.
@@ -96,6 +108,10 @@ const TAIL_LINES: usize = 10;
 /// How long a replica may take to answer a metrics poll before the page is
 /// served without it.
 const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often the babysitter polls its replicas' metrics on its own, so the
+/// per-method history has totals every few seconds even when nobody asks.
+const METRICS_PERIOD: Duration = Duration::from_secs(10);
 
 // === impl Deployment ===
 
@@ -195,7 +211,8 @@ impl Shared {
             fatal: watch::channel(None).0,
             shutting_down: AtomicBool::new(false),
             status: Mutex::new(None),
-            metrics: metrics::Store::new(METRICS_TIMEOUT),
+            metrics: metrics::Store::new(METRICS_TIMEOUT, Instant::now()),
+            collector: Mutex::new(None),
             state: Mutex::new(State::default()),
             tails: Mutex::default(),
         }))
@@ -215,10 +232,24 @@ impl Shared {
                 }
             })
         });
+        let weak = self.this.clone();
+        let methods: MethodsProvider = Arc::new(move |by_caller| {
+            let shared = weak.upgrade();
+            Box::pin(async move {
+                match shared {
+                    Some(s) => {
+                        s.poll_metrics().await;
+                        s.metrics.methods(Instant::now(), by_caller)
+                    }
+                    None => Vec::new(),
+                }
+            })
+        });
         let bind = SocketAddr::from(([127, 0, 0, 1], 0));
-        let server = StatusServer::start_with_metrics(bind, provider, metrics).await?;
+        let server = StatusServer::start_with_methods(bind, provider, metrics, methods).await?;
         let status_addr = server.addr();
         *self.lock_status() = Some(server);
+        self.start_collector();
         self.registry.register(&Registration {
             deployment_id: self.id.clone(),
             app: self.config.app_name().to_string(),
@@ -601,13 +632,48 @@ impl Shared {
         Ok(proxy.local_addr())
     }
 
-    /// The deployment's status.
     /// Polls every replica (each process once) for its metrics.
     async fn poll_metrics(&self) -> Vec<weaver_proto::prometheus::Snapshot> {
         let envelopes = self.lock_state().all_envelopes();
         self.metrics.poll(&envelopes).await
     }
 
+    /// Starts polling the metrics every [`METRICS_PERIOD`] (the first poll
+    /// at once: the history's first totals), until [`Shared::shutdown`].
+    fn start_collector(&self) {
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(collect_metrics(self.this.clone(), stopped));
+        let old = self
+            .collector
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(Collector { stop, task });
+        if let Some(old) = old {
+            old.task.abort();
+        }
+    }
+
+    /// Stops the metrics poller, cancelling a poll under way (that loses
+    /// nothing: its replies are sent again), and waits until it has.
+    async fn stop_collector(&self) {
+        let collector = self
+            .collector
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(Collector { stop, task }) = collector else {
+            return;
+        };
+        // The task may have ended already (the state was dropped).
+        let _ = stop.send(());
+        if let Err(e) = task.await
+            && e.is_panic()
+        {
+            tracing::warn!(error = %e, "the metrics poller panicked");
+        }
+    }
+
+    /// The deployment's status.
     pub(crate) fn status(&self) -> Status {
         let st = self.lock_state();
         let components = st
@@ -662,6 +728,8 @@ impl Shared {
         if self.shutting_down.swap(true, Ordering::SeqCst) {
             return;
         }
+        // Before the replicas stop, so it does not poll them as they die.
+        self.stop_collector().await;
         let (proxies, envelopes) = {
             let st = self.lock_state();
             let proxies: Vec<Arc<Proxy>> = st
@@ -686,6 +754,30 @@ impl Shared {
         }
         self.logs.flush().await;
     }
+}
+
+/// Polls the metrics of `shared`'s replicas every [`METRICS_PERIOD`] until
+/// `stopped` fires or the deployment's state is gone. A slow poll (each
+/// replica has [`METRICS_TIMEOUT`]) delays the next tick rather than
+/// bunching them. It only locks the state to list the envelopes, so it never
+/// holds up a replica's restart.
+async fn collect_metrics(shared: Weak<Shared>, mut stopped: oneshot::Receiver<()>) {
+    let mut ticks = tokio::time::interval(METRICS_PERIOD);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            _ = ticks.tick() => {}
+        }
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        tokio::select! {
+            _ = &mut stopped => break,
+            _ = shared.poll_metrics() => {}
+        }
+    }
+    tracing::debug!("metrics poller stopped");
 }
 
 /// Creates a directory only the current user can enter.

@@ -1,5 +1,6 @@
 //! The deployment's metrics as Prometheus text, at [`PROMETHEUS_PATH`], and
-//! as JSON ([`Metric`]s), at [`METRICS_PATH`].
+//! as JSON ([`Metric`]s), at [`METRICS_PATH`]; its per-method statistics
+//! ([`MethodStats`]) at [`METHODS_PATH`].
 //!
 //! Each replica's series carry its weavelet id (`serviceweaver_node`); with
 //! `?replicas=sum` the series that differ only in it are added up, one per
@@ -15,7 +16,9 @@ use std::sync::Arc;
 use weaver_proto::prometheus::{self, Snapshot};
 use weaver_proto::runtime::MetricValue;
 
-pub use weaver_proto::metrics::{METRICS_PATH, Metric, MetricKind, PROMETHEUS_PATH};
+pub use weaver_proto::metrics::{
+    METHODS_PATH, METRICS_PATH, MethodStats, MethodWindow, Metric, MetricKind, PROMETHEUS_PATH,
+};
 
 /// The label that tells replicas apart.
 const NODE_LABEL: &str = "serviceweaver_node";
@@ -28,6 +31,12 @@ type SeriesKey<'a> = (&'a str, Vec<(&'a str, &'a str)>);
 /// that takes.
 pub type MetricsProvider =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Vec<Snapshot>> + Send>> + Send + Sync>;
+
+/// Produces the per-method statistics on every request to
+/// [`METHODS_PATH`], one row per caller too if its argument is true
+/// (`?by=caller`); like [`MetricsProvider`], it may poll the replicas.
+pub type MethodsProvider =
+    Arc<dyn Fn(bool) -> Pin<Box<dyn Future<Output = Vec<MethodStats>> + Send>> + Send + Sync>;
 
 /// The page for `metrics`, scraped from `addr`; summed over replicas if
 /// `query` asks for it (`replicas=sum`).
@@ -67,6 +76,11 @@ pub(crate) fn json(
 
 fn summed(query: Option<&str>) -> bool {
     query.is_some_and(|q| q.split('&').any(|kv| kv == "replicas=sum"))
+}
+
+/// Whether `query` asks for the methods per caller (`by=caller`).
+pub(crate) fn by_caller(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|kv| kv == "by=caller"))
 }
 
 /// One series per name and label set other than [`NODE_LABEL`]: values,

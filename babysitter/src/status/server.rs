@@ -1,5 +1,7 @@
-//! The babysitter's status server: `GET /debug/weaver/status` as JSON and
-//! `GET /debug/weaver/prometheus` as Prometheus text.
+//! The babysitter's status server: `GET /debug/weaver/status` as JSON,
+//! `GET /debug/weaver/prometheus` as Prometheus text, and the metrics and
+//! per-method statistics as JSON (`/debug/weaver/metrics`,
+//! `/debug/weaver/methods`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,7 +20,9 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
-use super::metrics::{self, METRICS_PATH, MetricsProvider, PROMETHEUS_PATH};
+use super::metrics::{
+    self, METHODS_PATH, METRICS_PATH, MethodsProvider, MetricsProvider, PROMETHEUS_PATH,
+};
 use super::{STATUS_PATH, Status, StatusError};
 
 /// Produces the current status on every request. It runs on the server's
@@ -35,6 +39,7 @@ struct Providers {
     addr: SocketAddr,
     status: StatusProvider,
     metrics: MetricsProvider,
+    methods: MethodsProvider,
 }
 
 /// A running status server. Dropping it stops it too, without waiting.
@@ -70,6 +75,22 @@ impl StatusServer {
         provider: StatusProvider,
         metrics: MetricsProvider,
     ) -> Result<Self, StatusError> {
+        let none: MethodsProvider = Arc::new(|_| Box::pin(async { Vec::new() }));
+        Self::start_with_methods(bind, provider, metrics, none).await
+    }
+
+    /// Like [`StatusServer::start_with_metrics`], and serves the per-method
+    /// statistics that `methods` returns at [`METHODS_PATH`].
+    ///
+    /// # Errors
+    ///
+    /// [`StatusError::Bind`] if the address cannot be bound.
+    pub async fn start_with_methods(
+        bind: SocketAddr,
+        provider: StatusProvider,
+        metrics: MetricsProvider,
+        methods: MethodsProvider,
+    ) -> Result<Self, StatusError> {
         let bind_err = |source| StatusError::Bind { addr: bind, source };
         let listener = TcpListener::bind(bind).await.map_err(bind_err)?;
         let addr = listener.local_addr().map_err(bind_err)?;
@@ -78,6 +99,7 @@ impl StatusServer {
             addr,
             status: provider,
             metrics,
+            methods,
         };
         let task = tokio::spawn(serve(listener, Arc::new(providers), stopped));
         debug!(%addr, "status server listening");
@@ -156,7 +178,7 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, provider: Arc<Providers
 
 async fn respond(req: &Request<Incoming>, provider: &Providers) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    if ![STATUS_PATH, PROMETHEUS_PATH, METRICS_PATH].contains(&path) {
+    if ![STATUS_PATH, PROMETHEUS_PATH, METRICS_PATH, METHODS_PATH].contains(&path) {
         return text(StatusCode::NOT_FOUND, "not found");
     }
     if req.method() != Method::GET {
@@ -177,6 +199,9 @@ async fn respond(req: &Request<Incoming>, provider: &Providers) -> Response<Full
     }
     let body = if path == METRICS_PATH {
         metrics::json(req.uri().query(), &(provider.metrics)().await)
+    } else if path == METHODS_PATH {
+        let by_caller = metrics::by_caller(req.uri().query());
+        serde_json::to_vec(&(provider.methods)(by_caller).await)
     } else {
         serde_json::to_vec(&(provider.status)())
     };

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -56,6 +56,8 @@ pub(super) struct Weavelet {
     /// Routing pushed to it, in order.
     routing: mpsc::UnboundedReceiver<RoutingInfo>,
     commands: mpsc::UnboundedSender<Command>,
+    /// The calls it reports of `weaver::Main` to `mem::B.ping`.
+    calls: Arc<AtomicU64>,
 }
 
 enum Command {
@@ -85,6 +87,8 @@ struct Task {
     commands: mpsc::UnboundedReceiver<Command>,
     routing: mpsc::UnboundedSender<RoutingInfo>,
     exit: Arc<watch::Sender<Option<Exit>>>,
+    /// See [`Weavelet::set_calls`].
+    calls: Arc<AtomicU64>,
 }
 
 // === impl MemSpawner ===
@@ -132,6 +136,7 @@ impl Spawner for MemSpawner {
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let (routing_tx, routing) = mpsc::unbounded_channel();
         let dial_addr = format!("mem://{}/{n}", args.group);
+        let calls = Arc::new(AtomicU64::new(0));
         if fate == Fate::FailHandshake {
             // As a process that dies at once: its pipes close with it.
             drop((wv_from_env, wv_to_env));
@@ -147,6 +152,7 @@ impl Spawner for MemSpawner {
                 commands,
                 routing: routing_tx,
                 exit: exit.clone(),
+                calls: calls.clone(),
             };
             tokio::spawn(task.run());
         }
@@ -159,6 +165,7 @@ impl Spawner for MemSpawner {
             at: Instant::now(),
             routing,
             commands: commands_tx,
+            calls,
         };
         // The test may have stopped listening; the replica runs all the same.
         let _ = self.spawned.send(weavelet);
@@ -201,6 +208,12 @@ impl Weavelet {
         answered
             .await
             .map_err(|_| "the weavelet is gone".to_string())?
+    }
+
+    /// Sets the calls of `weaver::Main` to `mem::B.ping` it reports from
+    /// now on, each taking 100 µs.
+    pub(super) fn set_calls(&self, calls: u64) {
+        self.calls.store(calls, Ordering::SeqCst);
     }
 
     /// Makes the replica crash with `exit`.
@@ -316,26 +329,66 @@ impl Task {
         exits
     }
 
-    /// One counter, `mem_requests`, always 1; every reply resends its
-    /// definition, numbered after `ack`.
+    /// A counter, `mem_requests`, always 1, and the method metrics of the
+    /// calls set by [`Weavelet::set_calls`]; every reply resends every
+    /// definition and value, numbered after `ack`.
     fn metrics(&self, ack: u64) -> GetMetricsReply {
-        let def = MetricDef {
-            id: 1,
-            name: "mem_requests".to_string(),
-            typ: MetricType::Counter as i32,
-            labels: [("serviceweaver_node".to_string(), self.id.clone())].into(),
-            ..MetricDef::default()
-        };
-        let value = MetricValue {
-            id: 1,
-            value: 1.0,
-            counts: Vec::new(),
-        };
+        let calls = self.calls.load(Ordering::SeqCst);
+        let node = ("serviceweaver_node", self.id.as_str());
+        let method = [
+            ("caller", "weaver::Main"),
+            ("component", "mem::B"),
+            ("method", "ping"),
+            node,
+        ];
+        let series = [
+            (
+                "mem_requests",
+                MetricType::Counter,
+                &[node][..],
+                1.0,
+                vec![],
+            ),
+            (
+                "serviceweaver_method_count",
+                MetricType::Counter,
+                &method[..],
+                calls as f64,
+                vec![],
+            ),
+            (
+                "serviceweaver_method_latency_micros",
+                MetricType::Histogram,
+                &method[..],
+                100.0 * calls as f64,
+                vec![calls, 0],
+            ),
+        ];
+        let (defs, values) = series
+            .into_iter()
+            .zip(1..)
+            .map(|((name, typ, labels, value, counts), id)| {
+                let bounds = if counts.is_empty() {
+                    vec![]
+                } else {
+                    vec![1000.0]
+                };
+                let def = MetricDef {
+                    id,
+                    name: name.to_string(),
+                    typ: typ as i32,
+                    labels: labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    bounds,
+                    ..MetricDef::default()
+                };
+                (def, MetricValue { id, value, counts })
+            })
+            .unzip();
         GetMetricsReply {
-            update: Some(MetricUpdate {
-                defs: vec![def],
-                values: vec![value],
-            }),
+            update: Some(MetricUpdate { defs, values }),
             seq: ack + 1,
         }
     }
