@@ -8,14 +8,14 @@
 //! what changed; the next poll acknowledges the reply it applied, so a reply
 //! lost to a timeout is sent again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::history::{self, History, Methods};
 
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{debug, warn};
 use weaver_envelope::Envelope;
 use weaver_proto::metrics::MethodStats;
 use weaver_proto::prometheus::Snapshot;
@@ -37,6 +37,9 @@ struct State {
     replicas: HashMap<String, Arc<tokio::sync::Mutex<Replica>>>,
     /// What their methods counted, and snapshots of the totals.
     history: History,
+    /// Replicas whose last poll failed: warned about once, until they
+    /// answer again (the timer polls every few seconds).
+    failing: HashSet<String>,
 }
 
 /// What one replica reported so far.
@@ -61,6 +64,7 @@ impl Store {
             state: Mutex::new(State {
                 replicas: HashMap::new(),
                 history: History::new(started),
+                failing: HashSet::new(),
             }),
         }
     }
@@ -78,11 +82,16 @@ impl Store {
     pub(crate) async fn poll(&self, envelopes: &[Arc<Envelope>]) -> Vec<Snapshot> {
         let targets: Vec<_> = {
             let mut st = self.lock();
-            let State { replicas, history } = &mut *st;
+            let State {
+                replicas,
+                history,
+                failing,
+            } = &mut *st;
             replicas.retain(|id, _| {
                 let live = envelopes.iter().any(|e| weavelet_id(e) == id);
                 if !live {
                     history.depart(id);
+                    failing.remove(id);
                 }
                 live
             });
@@ -153,17 +162,23 @@ impl Store {
             Ok::<_, weaver_envelope::Error>(r.snapshot())
         })
         .await;
-        match polled {
-            Ok(Ok(metrics)) => metrics,
-            Ok(Err(error)) => {
-                warn!(%weavelet, %error, "cannot get a replica's metrics; skipping it");
-                Vec::new()
+        let error = match polled {
+            Ok(Ok(metrics)) => {
+                self.lock().failing.remove(weavelet);
+                return metrics;
             }
-            Err(_) => {
-                warn!(%weavelet, timeout = ?self.timeout, "a replica did not send its metrics in time; skipping it");
-                Vec::new()
-            }
+            Ok(Err(error)) => format!("cannot get a replica's metrics: {error}"),
+            Err(_) => format!(
+                "a replica did not send its metrics within {:?}",
+                self.timeout
+            ),
+        };
+        if self.lock().failing.insert(weavelet.to_owned()) {
+            warn!(%weavelet, "{error}; skipping it until it answers");
+        } else {
+            debug!(%weavelet, "{error}; skipping it");
         }
+        Vec::new()
     }
 }
 
