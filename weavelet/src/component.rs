@@ -166,11 +166,22 @@ pub struct Registration {
     /// Name of the implementing type, for messages.
     pub impl_name: &'static str,
     /// Builds an instance.
-    pub build: fn(Builder) -> BoxFuture<'static, Result<Instance>>,
+    pub build: fn(Builder) -> BoxFuture<'static, Result<Built>>,
     /// Checks the component's config section.
     pub check_config: fn(&Builder) -> Result<()>,
     /// Dispatches a call on an instance.
     pub dispatch: DispatchFn,
+}
+
+/// A component just built: its [`Instance`], and the implementation
+/// object itself (an `Arc<T>` of the implementing type), which test
+/// runners hand out.
+#[derive(Clone)]
+pub struct Built {
+    /// What calls dispatch on.
+    pub instance: Instance,
+    /// The `Arc<T>`.
+    pub object: Arc<dyn Any + Send + Sync>,
 }
 
 /// Runs method `u32` of an instance on encoded arguments.
@@ -481,10 +492,13 @@ impl Registration {
     }
 }
 
-fn build_instance<T: Implementation>(b: Builder) -> BoxFuture<'static, Result<Instance>> {
+fn build_instance<T: Implementation>(b: Builder) -> BoxFuture<'static, Result<Built>> {
     Box::pin(async move {
-        let obj = T::build(b).await?;
-        Ok(<T::Interface as Wrap<T>>::wrap(Arc::new(obj)))
+        let obj = Arc::new(T::build(b).await?);
+        Ok(Built {
+            instance: <T::Interface as Wrap<T>>::wrap(obj.clone()),
+            object: obj,
+        })
     })
 }
 

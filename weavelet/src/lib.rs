@@ -63,6 +63,7 @@ mod metrics;
 mod routing;
 mod rpc;
 mod runtime;
+pub mod testing;
 
 pub use component::{Config, Main, Ref};
 pub use config::CONFIG_ENV;
@@ -75,7 +76,7 @@ pub use logger::{AttrKey, AttrValue, Attrs, Logger};
 pub use metrics::{Counter, CounterMap, Gauge, GaugeMap, Histogram, HistogramMap, MetricLabels};
 pub use runtime::run;
 pub use weaver_macros::{MetricLabels, metric};
-pub use weaver_macros::{component, implements, main, router};
+pub use weaver_macros::{component, implements, main, router, test};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -101,3 +101,18 @@ fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     *resp.status_mut() = status;
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weaver::testing::Env;
+
+    /// Under each runner (`reverses::local`, `reverses::rpc`).
+    #[weaver::test]
+    async fn reverses(t: &Env) -> weaver::Result<()> {
+        let reverser = t.get::<dyn Reverser>();
+        assert_eq!(reverser.reverse(&t.ctx(), "Weaver".into()).await?, "revaeW");
+        assert_eq!(reverser.reverse(&t.ctx(), "añb".into()).await?, "bña");
+        Ok(())
+    }
+}

@@ -488,6 +488,61 @@ fn decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weaver::testing::{Env, fake};
+
+    /// An Inventory with a fixed stock of everything, for Pricing's tests.
+    struct Plenty(u32);
+
+    impl Inventory for Plenty {
+        async fn stock(&self, _ctx: &Context, item: String) -> weaver::Result<Stock> {
+            Ok(Stock {
+                item,
+                left: self.0,
+                pid: 0,
+            })
+        }
+        async fn reserve(&self, _ctx: &Context, item: String, _n: u32) -> weaver::Result<Stock> {
+            Err(weaver::Error::new(format!("{item}: not in this test")))
+        }
+    }
+
+    #[weaver::test(
+        config = r#"["shop::Pricing"]
+currency = "EUR"
+markup_percent = 50"#,
+        fakes = [fake::<dyn Inventory>(Plenty(9))]
+    )]
+    async fn pricing_applies_its_configured_markup(t: &Env) -> weaver::Result<()> {
+        let quote = t
+            .get::<dyn Pricing>()
+            .quote(&t.ctx(), "apple".into())
+            .await?;
+        assert_eq!(
+            (quote.cents, quote.currency.as_str(), quote.in_stock),
+            (180, "EUR", 9)
+        );
+        let err = t
+            .get::<dyn Pricing>()
+            .quote(&t.ctx(), "kiwi".into())
+            .await
+            .expect_err("no kiwis");
+        assert_eq!(err.message(), "unknown item \"kiwi\"");
+        Ok(())
+    }
+
+    /// `reserve` is `not_retriable`: under the rpc runner, which runs every
+    /// retriable call twice, it still takes stock out once.
+    #[weaver::test]
+    async fn a_reservation_takes_stock_out_once(t: &Env) -> weaver::Result<()> {
+        let inventory = t.get::<dyn Inventory>();
+        let ctx = t.ctx();
+        let before = inventory.stock(&ctx, "pear".into()).await?.left;
+        let after = inventory.reserve(&ctx, "pear".into(), 2).await?.left;
+        assert_eq!(after, before - 2);
+        let imp = t.get_impl::<InventoryImpl>().await?;
+        assert_eq!(imp.stock().get("pear").copied(), Some(after));
+        Ok(())
+    }
 
     #[test]
     fn query_parameters_are_found_and_decoded() {

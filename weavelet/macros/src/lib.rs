@@ -11,7 +11,9 @@
 //!   component's methods;
 //! - `#[derive(MetricLabels)]` on a struct: its fields become a metric
 //!   family's labels;
-//! - `#[metric]` on a metric `static`: registers it at link time.
+//! - `#[metric]` on a metric `static`: registers it at link time;
+//! - `#[test]` on an `async fn` taking a `&weaver::testing::Env`: one
+//!   `#[test]` per test runner.
 //!
 //! This crate holds no runtime logic: every item it emits names only
 //! `::weaver::__private::…` (or the path given with `crate = "..."`).
@@ -22,6 +24,7 @@ mod implements;
 mod labels;
 mod metric;
 mod router;
+mod test;
 mod util;
 
 use proc_macro::TokenStream;
@@ -72,6 +75,14 @@ pub fn derive_metric_labels(item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn metric(attr: TokenStream, item: TokenStream) -> TokenStream {
     metric::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// A component test run by each test runner. See `weaver::testing`.
+#[proc_macro_attribute]
+pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    test::expand(attr.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -22,6 +22,7 @@ mod pipes;
 mod remote;
 mod single;
 mod sink;
+pub(crate) mod test;
 
 /// What components need from the process they run in.
 pub(crate) trait Runtime: Send + Sync + 'static {

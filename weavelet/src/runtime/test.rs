@@ -1,0 +1,315 @@
+//! The runtime of the in-process test runners ([`crate::testing`]): every
+//! component in the test process, called directly (local) or through the
+//! real serialization and RPC stack to itself (rpc).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::OnceCell;
+use weaver_proto::logging::PrettyPrinter;
+use weaver_proto::runtime::LogEntry;
+
+use super::instances::Instances;
+use super::{Registry, Runtime};
+use crate::component::{Instance, Registration, Target, Transport};
+use crate::config::{Section, SingleConfig};
+use crate::logger::LogSink;
+use crate::rpc::{self, Addr, Connection, Dispatcher, wire};
+use crate::{BoxFuture, Context, Error, Listener, Result};
+
+/// How calls between components travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Calls {
+    /// Plain method calls.
+    Local,
+    /// Through an RPC connection to this process; retriable methods run
+    /// twice.
+    Rpc,
+}
+
+/// The runtime of one test.
+pub(crate) struct TestRuntime {
+    this: Weak<TestRuntime>,
+    calls: Calls,
+    config: SingleConfig,
+    /// Components replaced by fakes, by name.
+    fakes: HashMap<&'static str, Instance>,
+    instances: Instances,
+    sink: Arc<TestSink>,
+    /// The RPC server and its connection, started on the first remote
+    /// resolution (rpc only).
+    rpc: OnceCell<Arc<Connection>>,
+    /// The directory of the RPC socket, removed when the test ends.
+    socket_dir: PathBuf,
+}
+
+/// Prints entries the way a single-process run does, through `eprintln!`
+/// so that the test harness captures them (shown for failing tests, or
+/// with `--nocapture`).
+struct TestSink {
+    app: String,
+    deployment: String,
+    printer: Mutex<PrettyPrinter>,
+}
+
+/// Serves every component of the test over RPC.
+struct Serve {
+    runtime: Weak<TestRuntime>,
+    methods: HashMap<u64, (&'static Registration, u32)>,
+}
+
+/// Carries one component's calls over the test's RPC connection.
+struct Loopback {
+    conn: Arc<Connection>,
+    /// Per method index: its key, and whether it is retriable.
+    methods: Vec<(u64, bool)>,
+}
+
+impl TestRuntime {
+    pub(crate) fn new(
+        app: String,
+        calls: Calls,
+        config: SingleConfig,
+        fakes: HashMap<&'static str, Instance>,
+    ) -> Result<Arc<Self>> {
+        Registry::get()?;
+        let deployment = uuid::Uuid::new_v4().to_string();
+        let socket_dir = std::env::temp_dir().join(format!("weaver-test-{}", &deployment[..8]));
+        Ok(Arc::new_cyclic(|this| TestRuntime {
+            this: this.clone(),
+            calls,
+            config,
+            fakes,
+            instances: Instances::default(),
+            sink: Arc::new(TestSink {
+                app,
+                deployment,
+                printer: Mutex::new(PrettyPrinter::new(false)),
+            }),
+            rpc: OnceCell::new(),
+            socket_dir,
+        }))
+    }
+
+    fn arc(&self) -> Result<Arc<TestRuntime>> {
+        self.this
+            .upgrade()
+            .ok_or_else(|| Error::internal("test runtime dropped"))
+    }
+
+    /// Checks the config against the test binary, as a single-process run
+    /// does: sections name components it has and decode into their config
+    /// types; listeners are declared.
+    pub(crate) fn check(&self) -> Result<()> {
+        let runtime: Arc<dyn Runtime> = self.arc()?;
+        let registry = Registry::get()?;
+        let file = "[testconfig]";
+        let names: Vec<&str> = registry.all().iter().map(|r| r.name).collect();
+        if let Some(unknown) = self
+            .config
+            .sections
+            .keys()
+            .find(|s| !names.contains(&s.as_str()))
+        {
+            return Err(Error::construction(format!(
+                "{file}: section [\"{unknown}\"] names no component of the test binary (components: {})",
+                names.join(", ")
+            )));
+        }
+        let declared = registry.listeners();
+        if let Some(unknown) = self
+            .config
+            .listeners
+            .keys()
+            .find(|l| !declared.contains(&l.as_str()))
+        {
+            return Err(Error::construction(format!(
+                "{file}: listener {unknown:?} specified in [single] listeners is declared by no component"
+            )));
+        }
+        for reg in registry.all() {
+            if self.fakes.contains_key(reg.name) {
+                continue;
+            }
+            let b = crate::component::Builder::new(runtime.clone(), reg.name);
+            if reg.has_config() {
+                (reg.check_config)(&b)?;
+            } else {
+                b.check_no_config()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether component `name` is faked.
+    pub(crate) fn is_faked(&self, name: &str) -> bool {
+        self.fakes.contains_key(name)
+    }
+
+    /// The implementation object of component `name` (an `Arc<T>`).
+    pub(crate) async fn object(
+        &self,
+        name: &'static str,
+    ) -> Result<Arc<dyn std::any::Any + Send + Sync>> {
+        self.instances.object(name, self.arc()?).await
+    }
+
+    /// The test's connection to itself, started on first use.
+    async fn connection(&self) -> Result<Arc<Connection>> {
+        self.rpc
+            .get_or_try_init(|| async {
+                let mut methods = HashMap::new();
+                for reg in Registry::get()?.all() {
+                    for (i, m) in (0u32..).zip(reg.methods) {
+                        methods.insert(wire::method_key(reg.name, m.name), (reg, i));
+                    }
+                }
+                let serve = Arc::new(Serve {
+                    runtime: self.this.clone(),
+                    methods,
+                });
+                std::fs::create_dir_all(&self.socket_dir)?;
+                let path = self.socket_dir.join("rpc.sock");
+                let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
+                    Error::internal(format!("listen for RPC on {}: {e}", path.display()))
+                })?;
+                rpc::Server::spawn_unix(listener, serve);
+                Ok(Arc::new(Connection::connect(&Addr::Unix(path)).await?))
+            })
+            .await
+            .cloned()
+    }
+}
+
+impl Drop for TestRuntime {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.socket_dir);
+    }
+}
+
+impl Runtime for TestRuntime {
+    fn resolve(&self, name: &'static str) -> BoxFuture<'_, Result<Target>> {
+        Box::pin(async move {
+            if let Some(fake) = self.fakes.get(name) {
+                // Fakes are always local.
+                return Ok(Target::Local(fake.clone()));
+            }
+            let reg = Registry::get()?.find(name)?;
+            match self.calls {
+                Calls::Local => Ok(Target::Local(self.instances.get(name, self.arc()?).await?)),
+                Calls::Rpc => {
+                    let methods = reg
+                        .methods
+                        .iter()
+                        .map(|m| (wire::method_key(name, m.name), m.retriable))
+                        .collect();
+                    let conn = self.connection().await?;
+                    Ok(Target::Remote(Arc::new(Loopback { conn, methods })))
+                }
+            }
+        })
+    }
+
+    fn listener<'a>(
+        &'a self,
+        _component: &'static str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Listener>> {
+        Box::pin(async move {
+            let addr = self
+                .config
+                .listeners
+                .get(name)
+                .map(String::as_str)
+                .filter(|a| !a.is_empty())
+                .unwrap_or("127.0.0.1:0");
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::construction(format!("listen on {addr}: {e}")))?;
+            let local: SocketAddr = listener.local_addr()?;
+            Ok(Listener::new(name.to_string(), listener, local))
+        })
+    }
+
+    fn config_section(&self, component: &str) -> Option<Section> {
+        let text = self.config.sections.get(component)?;
+        Some(Section {
+            text: text.clone(),
+            file: "[testconfig]".to_string(),
+        })
+    }
+
+    fn log_sink(&self) -> Arc<dyn LogSink> {
+        self.sink.clone()
+    }
+}
+
+impl Dispatcher for Serve {
+    fn dispatch(
+        &self,
+        method_key: u64,
+        ctx: Context,
+        args: Bytes,
+    ) -> BoxFuture<'static, Result<Vec<u8>>> {
+        let Some(&(reg, method)) = self.methods.get(&method_key) else {
+            return Box::pin(std::future::ready(Err(Error::internal(
+                "unknown method key",
+            ))));
+        };
+        let runtime = self.runtime.upgrade();
+        Box::pin(async move {
+            let rt = runtime.ok_or_else(|| Error::internal("test runtime dropped"))?;
+            let instance = rt.instances.get(reg.name, rt.clone()).await?;
+            (reg.dispatch)(&instance, ctx, method, &args).await
+        })
+    }
+}
+
+impl Transport for Loopback {
+    fn call<'a>(
+        &'a self,
+        ctx: &'a Context,
+        method: u32,
+        _key: Option<u64>,
+        args: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Vec<u8>>> {
+        Box::pin(async move {
+            let (key, retriable) = self
+                .methods
+                .get(method as usize)
+                .copied()
+                .ok_or_else(|| Error::internal(format!("no method {method}")))?;
+            if retriable {
+                // As a deployer may: a retriable call can run twice, and a
+                // method that must not is caught here, in tests.
+                let _ = self.conn.call(key, ctx, &args).await;
+            }
+            self.conn.call(key, ctx, &args).await
+        })
+    }
+}
+
+impl LogSink for TestSink {
+    fn log(&self, mut entry: LogEntry) {
+        entry.app.clone_from(&self.app);
+        entry.version.clone_from(&self.deployment);
+        entry.node.clone_from(&self.deployment);
+        let line = self
+            .printer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .format(&entry);
+        // Not `std::io::stderr()`: the test harness captures only the
+        // print macros.
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("{line}");
+        }
+        let _ = std::io::stderr().flush();
+    }
+}
