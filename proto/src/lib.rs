@@ -24,6 +24,7 @@ pub mod logging;
 pub mod metrics;
 pub mod paths;
 pub mod prometheus;
+pub mod routing;
 pub mod single;
 
 /// Protobuf messages of the envelope/weavelet protocol (`weaver.runtime`).

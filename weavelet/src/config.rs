@@ -27,6 +27,9 @@ pub(crate) struct SingleConfig {
     pub(crate) app: Option<String>,
     pub(crate) listeners: BTreeMap<String, String>,
     pub(crate) sections: BTreeMap<String, String>,
+    /// `[serviceweaver] colocate`: groups of components run together
+    /// (read by the multiprocess test runner).
+    pub(crate) colocate: Vec<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +140,14 @@ pub(crate) fn parse_single(text: &str, path: &Path) -> Result<SingleConfig> {
                     .get("name")
                     .and_then(|v| v.as_str())
                     .map(str::to_string);
+                if let Some(groups) = value.get("colocate") {
+                    cfg.colocate = groups.clone().try_into().map_err(|e: toml::de::Error| {
+                        Error::construction(format!(
+                            "{file}: [serviceweaver] colocate: {} (expected a list of lists of component names)",
+                            e.message()
+                        ))
+                    })?;
+                }
             }
             "single" => cfg.listeners = single_listeners(value, &file)?,
             "multi" => {}

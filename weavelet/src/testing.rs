@@ -42,6 +42,11 @@ use std::sync::Arc;
 
 use crate::component::{Implementation, Instance, Interface, Wrap};
 use crate::config::parse_single;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt as _;
+
+use crate::runtime::test::multi::{self, WEAVELET_ENV};
 use crate::runtime::test::{Calls, TestRuntime};
 use crate::{Context, Error, Result};
 
@@ -69,6 +74,7 @@ pub struct Runner {
 enum Kind {
     Local,
     Rpc,
+    Multi,
 }
 
 /// A value standing in for a component, made by [`fake`].
@@ -132,6 +138,20 @@ impl Runner {
         Self::new(Kind::Rpc)
     }
 
+    /// Every component in other processes: the test binary re-executed as
+    /// weavelets, two replicas per group (`[serviceweaver] colocate` in the
+    /// config groups components), each group started when first called.
+    /// The test process calls them through the RPC stack; components asked
+    /// for with [`Env::get_impl`] run in the test process instead, and the
+    /// others call them there. Every child is gone when the test ends.
+    ///
+    /// The children run the same test (`<binary> <name> --exact`), so
+    /// `name` in [`run`](Self::run) must be the test's full path as the test
+    /// harness knows it, crate name first: `#[weaver::test]` passes it.
+    pub fn multi() -> Self {
+        Self::new(Kind::Multi)
+    }
+
     fn new(kind: Kind) -> Self {
         Self {
             kind,
@@ -140,11 +160,12 @@ impl Runner {
         }
     }
 
-    /// The runner's name: `local` or `rpc`.
+    /// The runner's name: `local`, `rpc` or `multi`.
     pub fn name(&self) -> &'static str {
         match self.kind {
             Kind::Local => "local",
             Kind::Rpc => "rpc",
+            Kind::Multi => "multi",
         }
     }
 
@@ -177,9 +198,18 @@ impl Runner {
             .enable_all()
             .build()
             .map_err(|e| Error::internal(format!("cannot start a Tokio runtime: {e}")))?;
+        if self.kind == Kind::Multi && std::env::var_os(WEAVELET_ENV).is_some() {
+            serve_as_weavelet(&rt);
+        }
         rt.block_on(async move {
-            let env = self.env(name)?;
-            body(&env).await
+            let env = self.env(name).await?;
+            // Whatever the body does, panics included, the children stop.
+            let outcome = AssertUnwindSafe(body(&env)).catch_unwind().await;
+            env.runtime.shutdown().await;
+            match outcome {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         })
     }
 
@@ -199,7 +229,41 @@ impl Runner {
         }
     }
 
-    fn env(self, name: &str) -> Result<Env> {
+    /// Times `body` for benchmarks: runs it once to warm up (starting what
+    /// it calls), then `iterations` times, and returns the mean time of
+    /// one run. Usable from any benchmark harness (a `harness = false`
+    /// bench, or inside criterion's `iter_custom`); under [`multi`]
+    /// (Self::multi) the children re-execute the benchmark binary with
+    /// `name` as its first argument, so call this early in `main`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_run`](Self::try_run), or if `iterations` is 0.
+    pub fn bench<F>(self, name: &str, iterations: u32, body: F) -> Result<std::time::Duration>
+    where
+        F: AsyncFn(&Env) -> Result<()>,
+    {
+        if iterations == 0 {
+            return Err(Error::new("a benchmark runs at least one iteration"));
+        }
+        let took = std::sync::Mutex::new(std::time::Duration::ZERO);
+        self.try_run(name, async |t: &Env| {
+            body(t).await?;
+            let start = std::time::Instant::now();
+            for _ in 0..iterations {
+                body(t).await?;
+            }
+            *took
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = start.elapsed() / iterations;
+            Ok(())
+        })?;
+        Ok(took
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    async fn env(self, name: &str) -> Result<Env> {
         let runner = self.name();
         let config = parse_single(&self.config, std::path::Path::new("[testconfig]"))?;
         let mut fakes: HashMap<&'static str, Instance> = HashMap::new();
@@ -215,13 +279,47 @@ impl Runner {
             .app
             .clone()
             .unwrap_or_else(|| name.replace("::", "_"));
+        let deployment = uuid::Uuid::new_v4().to_string();
         let calls = match self.kind {
             Kind::Local => Calls::Local,
             Kind::Rpc => Calls::Rpc,
+            Kind::Multi => {
+                // The harness names a test by its path without the crate.
+                let test = name.split_once("::").map_or(name, |(_, t)| t);
+                Calls::Multi(multi::Deployer::new(
+                    test.to_string(),
+                    app.clone(),
+                    deployment.clone(),
+                    config.sections.clone(),
+                    &config.colocate,
+                    crate::runtime::test::socket_dir(&deployment),
+                ))
+            }
         };
-        let runtime = TestRuntime::new(app, calls, config, fakes)?;
+        let runtime = TestRuntime::new(app, deployment, calls, config, fakes)?;
         runtime.check()?;
+        runtime.host_fakes().await?;
         Ok(Env { runtime, runner })
+    }
+}
+
+/// In a child of a multi test: serves as a weavelet until the test
+/// process closes the pipe, then exits the process (the test harness never
+/// reports on this run).
+// Exiting is the point: the test function must not return to the harness,
+// which would report a test that never ran; the weavelet flushed its logs
+// to the test process before `serve_test_weavelet` returned.
+#[allow(clippy::disallowed_methods)]
+fn serve_as_weavelet(rt: &tokio::runtime::Runtime) -> ! {
+    match rt.block_on(crate::runtime::serve_test_weavelet()) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("weaver test weavelet: {e}");
+            }
+            std::process::exit(1)
+        }
     }
 }
 
@@ -249,6 +347,7 @@ impl Env {
                 "component {name} has both a fake and its implementation asked for"
             )));
         }
+        self.runtime.host_here(name).await?;
         let object = self.runtime.object(name).await?;
         object.downcast::<I>().map_err(|_| {
             Error::construction(format!(
@@ -263,7 +362,7 @@ impl Env {
         Context::new()
     }
 
-    /// The runner's name: `local` or `rpc`.
+    /// The runner's name: `local`, `rpc` or `multi`.
     pub fn runner(&self) -> &'static str {
         self.runner
     }

@@ -109,6 +109,9 @@ async fn greets_with_config_and_fake(t: &Env) -> weaver::Result<()> {
 
 #[weaver::test]
 async fn retriable_calls_run_twice_under_rpc_only(t: &Env) -> weaver::Result<()> {
+    // The implementation is the object the client calls (in a multi
+    // test, asking for it first puts it in the test process).
+    let imp = t.get_impl::<TallyImpl>().await?;
     let tally = t.get::<dyn Tally>();
     let ctx = t.ctx();
     let once = tally.add_once(&ctx, 1).await?;
@@ -116,13 +119,11 @@ async fn retriable_calls_run_twice_under_rpc_only(t: &Env) -> weaver::Result<()>
     let runs = if t.runner() == "rpc" { 2 } else { 1 };
     assert_eq!(once, 1, "a not_retriable method runs once");
     assert_eq!(twice, 1 + 10 * runs, "runner {}", t.runner());
-    // The implementation is the object the client called.
-    let imp = t.get_impl::<TallyImpl>().await?;
     assert_eq!(imp.total.load(Ordering::SeqCst), twice);
     Ok(())
 }
 
-#[weaver::test(runners = [rpc])]
+#[weaver::test(runners = [rpc, multi])]
 async fn errors_cross_the_rpc_stack_intact(t: &Env) -> weaver::Result<()> {
     let err = t
         .get::<dyn Greeter>()
@@ -228,4 +229,152 @@ fn each_test_gets_its_own_components() {
         })
         .collect();
     assert_eq!(totals, [5, 5]);
+}
+
+/// Where it runs.
+#[weaver::component]
+trait Whoami {
+    async fn pid(&self, ctx: &Context) -> weaver::Result<u32>;
+}
+
+#[weaver::implements(Whoami)]
+struct WhoamiImpl;
+
+impl Whoami for WhoamiImpl {
+    async fn pid(&self, _ctx: &Context) -> weaver::Result<u32> {
+        Ok(std::process::id())
+    }
+}
+
+/// Where it runs, and where the `Whoami` it calls runs.
+#[weaver::component]
+trait Pair {
+    async fn pids(&self, ctx: &Context) -> weaver::Result<(u32, u32)>;
+}
+
+#[weaver::implements(Pair)]
+struct PairImpl {
+    whoami: Ref<dyn Whoami>,
+}
+
+impl Pair for PairImpl {
+    async fn pids(&self, ctx: &Context) -> weaver::Result<(u32, u32)> {
+        Ok((std::process::id(), self.whoami.pid(ctx).await?))
+    }
+}
+
+/// Whether process `pid` still exists.
+fn alive(pid: u32) -> bool {
+    // Signal 0 checks without sending; a zombie would count, but the
+    // envelope reaps its child before `wait` returns.
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Calls `Whoami` until both replicas answered (bounded).
+async fn replica_pids(t: &Env) -> weaver::Result<std::collections::BTreeSet<u32>> {
+    let whoami = t.get::<dyn Whoami>();
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        pids.insert(whoami.pid(&t.ctx()).await?);
+        if pids.len() == 2 {
+            break;
+        }
+    }
+    Ok(pids)
+}
+
+#[test]
+fn multi_runs_two_replicas_in_other_processes_and_stops_them() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    Runner::multi().run(
+        "testing::multi_runs_two_replicas_in_other_processes_and_stops_them",
+        async move |t: &Env| {
+            let pids = replica_pids(t).await?;
+            assert_eq!(pids.len(), 2, "two replicas answer: {pids:?}");
+            assert!(!pids.contains(&std::process::id()), "{pids:?}");
+            // A component in another group calls Whoami in its own.
+            let (pair, called) = t.get::<dyn Pair>().pids(&t.ctx()).await?;
+            assert!(pair != called && pair != std::process::id());
+            record
+                .lock()
+                .unwrap()
+                .extend(pids.iter().copied().chain([pair]));
+            Ok(())
+        },
+    );
+    let pids = seen.lock().unwrap().clone();
+    assert_eq!(pids.len(), 3);
+    for pid in pids {
+        assert!(!alive(pid), "replica {pid} outlived the test");
+    }
+}
+
+#[test]
+fn multi_colocates_what_the_config_colocates() {
+    Runner::multi()
+        .config("[serviceweaver]\ncolocate = [[\"testing::Pair\", \"testing::Whoami\"]]\n")
+        .run(
+            "testing::multi_colocates_what_the_config_colocates",
+            async |t: &Env| {
+                let (pair, called) = t.get::<dyn Pair>().pids(&t.ctx()).await?;
+                assert_eq!(pair, called, "colocated components share a process");
+                assert_ne!(pair, std::process::id());
+                Ok(())
+            },
+        );
+}
+
+#[test]
+fn multi_stops_its_children_when_the_body_panics() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let panic = std::panic::catch_unwind(move || {
+        Runner::multi().run(
+            "testing::multi_stops_its_children_when_the_body_panics",
+            async move |t: &Env| {
+                let pids = replica_pids(t).await?;
+                record.lock().unwrap().extend(pids);
+                panic!("the body gives up");
+            },
+        )
+    });
+    assert!(panic.is_err());
+    let pids = seen.lock().unwrap().clone();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    for pid in pids {
+        assert!(!alive(pid), "replica {pid} outlived the failed test");
+    }
+}
+
+#[test]
+fn multi_with_a_wrong_test_name_fails_saying_so() {
+    let err = Runner::multi()
+        .try_run("testing::no_such_test", async |t: &Env| {
+            t.get::<dyn Whoami>().pid(&t.ctx()).await.map(|_| ())
+        })
+        .expect_err("the children run no test");
+    let msg = err.to_string();
+    assert!(msg.contains("cannot start group testing::Whoami"), "{msg}");
+    assert!(msg.contains("no_such_test --exact"), "{msg}");
+}
+
+#[test]
+fn bench_times_each_runner_and_refuses_zero_iterations() {
+    let calls = AtomicU64::new(0);
+    for r in [Runner::local(), Runner::rpc()] {
+        let mean = r
+            .bench("testing::bench", 50, async |t: &Env| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                t.get::<dyn Whoami>().pid(&t.ctx()).await.map(|_| ())
+            })
+            .expect("the benchmark runs");
+        assert!(mean > std::time::Duration::ZERO);
+    }
+    // One warm-up and 50 timed runs per runner.
+    assert_eq!(calls.load(Ordering::SeqCst), 2 * 51);
+    let err = Runner::local()
+        .bench("testing::bench", 0, async |_t: &Env| Ok(()))
+        .expect_err("zero iterations");
+    assert!(err.to_string().contains("at least one iteration"), "{err}");
 }

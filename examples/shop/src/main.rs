@@ -532,14 +532,17 @@ markup_percent = 50"#,
 
     /// `reserve` is `not_retriable`: under the rpc runner, which runs every
     /// retriable call twice, it still takes stock out once.
+    /// (Under each runner: `a_reservation_takes_stock_out_once::{local, rpc,
+    /// multi}`.)
     #[weaver::test]
     async fn a_reservation_takes_stock_out_once(t: &Env) -> weaver::Result<()> {
+        // Asked for first: in a multi test, that puts it in this process.
+        let imp = t.get_impl::<InventoryImpl>().await?;
         let inventory = t.get::<dyn Inventory>();
         let ctx = t.ctx();
         let before = inventory.stock(&ctx, "pear".into()).await?.left;
         let after = inventory.reserve(&ctx, "pear".into(), 2).await?.left;
         assert_eq!(after, before - 2);
-        let imp = t.get_impl::<InventoryImpl>().await?;
         assert_eq!(imp.stock().get("pear").copied(), Some(after));
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! `#[test]` on an `async fn name(t: &weaver::testing::Env) ->
 //! weaver::Result<()>`: one `#[test]` per runner, in a module named after
-//! the function (`name::local`, `name::rpc`).
+//! the function (`name::local`, `name::rpc`, `name::multi`).
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -11,7 +11,7 @@ use syn::{Expr, Ident, ItemFn, LitStr, Token};
 use crate::util::default_crate;
 
 /// The runners a test runs under unless `runners = [...]` says otherwise.
-const RUNNERS: [&str; 2] = ["local", "rpc"];
+const RUNNERS: [&str; 3] = ["local", "rpc", "multi"];
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut krate = default_crate();
@@ -31,7 +31,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 if !RUNNERS.contains(&r.to_string().as_str()) {
                     return Err(syn::Error::new(
                         r.span(),
-                        format!("unknown runner `{r}`; expected one of: local, rpc"),
+                        format!("unknown runner `{r}`; expected one of: local, rpc, multi"),
                     ));
                 }
             }
@@ -81,13 +81,17 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let tests = runners.iter().map(|r| {
         let ctor = format_ident!("{}", r.to_string(), span = r.span());
         let fakes = fakes.iter().map(|f| quote_spanned!(f.span()=> .fake(#f)));
+        let runner = r.to_string();
         quote! {
             #[test]
             fn #r() {
                 #krate::testing::Runner::#ctor()
                     #config
                     #(#fakes)*
-                    .run(::core::module_path!(), super::#name);
+                    .run(
+                        ::core::concat!(::core::module_path!(), "::", #runner),
+                        super::#name,
+                    );
             }
         }
     });

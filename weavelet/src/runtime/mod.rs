@@ -69,6 +69,17 @@ where
     }
 }
 
+/// Serves as a weavelet of a multiprocess test: the components the test's
+/// deployer assigns, until it closes the control pipe.
+pub(crate) async fn serve_test_weavelet() -> Result<()> {
+    if !pipes::under_envelope()? {
+        return Err(Error::internal(
+            "started as a test weavelet without the control pipes",
+        ));
+    }
+    remote::serve_components().await
+}
+
 /// Builds the Main component `M` through `instances`, so every path that
 /// asks for Main (the app's entry point, the deployer's component list)
 /// gets the same one instance.

@@ -72,6 +72,36 @@ where
     F: FnOnce(&'static M, Context) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
+    let (rt, conn) = start().await?;
+    let result = if rt.args.run_main {
+        tokio::select! {
+            r = run_main::<M, F, Fut>(&rt, f) => r,
+            reason = conn.closed() => Err(pipe_closed(&reason)),
+        }
+    } else {
+        Err(pipe_closed(&conn.closed().await))
+    };
+    // Everything logged so far reaches the deployer before we exit.
+    rt.sink.flush().await;
+    let _ = conn.flush().await;
+    result
+}
+
+/// Serves the components the deployer assigns, never Main, until the
+/// deployer closes the control pipe: a test binary re-executed as a
+/// weavelet by the multiprocess test runner.
+pub(crate) async fn serve_components() -> Result<()> {
+    let (rt, conn) = start().await?;
+    let reason = conn.closed().await;
+    tracing::debug!(%reason, "the test runner closed the control pipe");
+    rt.sink.flush().await;
+    let _ = conn.flush().await;
+    Ok(())
+}
+
+/// Opens the control pipe, does the handshake, checks the config and
+/// starts serving component RPC and the envelope's requests.
+async fn start() -> Result<(Arc<Remote>, EnvConn)> {
     let registry = Registry::get()?;
     let (rx, tx) = pipes::open()?;
     let (conn, mut incoming) = EnvConn::new(rx, tx, MAX_FRAME_LEN);
@@ -102,18 +132,7 @@ where
     };
     send_info(&conn, info)?;
     tokio::spawn(rt.clone().serve_envelope(incoming));
-    let result = if rt.args.run_main {
-        tokio::select! {
-            r = run_main::<M, F, Fut>(&rt, f) => r,
-            reason = conn.closed() => Err(pipe_closed(&reason)),
-        }
-    } else {
-        Err(pipe_closed(&conn.closed().await))
-    };
-    // Everything logged so far reaches the deployer before we exit.
-    rt.sink.flush().await;
-    let _ = conn.flush().await;
-    result
+    Ok((rt, conn))
 }
 
 async fn run_main<M, F, Fut>(rt: &Arc<Remote>, f: F) -> Result<()>

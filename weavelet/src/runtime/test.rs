@@ -14,6 +14,7 @@ use tokio::sync::OnceCell;
 use weaver_proto::logging::PrettyPrinter;
 use weaver_proto::runtime::LogEntry;
 
+use super::balancer::{Balancer, Pool};
 use super::instances::Instances;
 use super::{Registry, Runtime};
 use crate::component::{Instance, Registration, Target, Transport};
@@ -22,14 +23,18 @@ use crate::logger::LogSink;
 use crate::rpc::{self, Addr, Connection, Dispatcher, wire};
 use crate::{BoxFuture, Context, Error, Listener, Result};
 
+pub(crate) mod multi;
+
 /// How calls between components travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) enum Calls {
     /// Plain method calls.
     Local,
     /// Through an RPC connection to this process; retriable methods run
     /// twice.
     Rpc,
+    /// To replicas in other processes, started by this deployer.
+    Multi(Arc<multi::Deployer>),
 }
 
 /// The runtime of one test.
@@ -41,9 +46,13 @@ pub(crate) struct TestRuntime {
     fakes: HashMap<&'static str, Instance>,
     instances: Instances,
     sink: Arc<TestSink>,
-    /// The RPC server and its connection, started on the first remote
-    /// resolution (rpc only).
+    /// The address of the test process's RPC server, started on first
+    /// use (rpc: every component; multi: those asked for with `get_impl`).
+    server: OnceCell<PathBuf>,
+    /// The connection to it (rpc only).
     rpc: OnceCell<Arc<Connection>>,
+    /// Connections to other processes (multi only).
+    pool: Arc<Pool>,
     /// The directory of the RPC socket, removed when the test ends.
     socket_dir: PathBuf,
 }
@@ -73,13 +82,13 @@ struct Loopback {
 impl TestRuntime {
     pub(crate) fn new(
         app: String,
+        deployment: String,
         calls: Calls,
         config: SingleConfig,
         fakes: HashMap<&'static str, Instance>,
     ) -> Result<Arc<Self>> {
         Registry::get()?;
-        let deployment = uuid::Uuid::new_v4().to_string();
-        let socket_dir = std::env::temp_dir().join(format!("weaver-test-{}", &deployment[..8]));
+        let socket_dir = socket_dir(&deployment);
         Ok(Arc::new_cyclic(|this| TestRuntime {
             this: this.clone(),
             calls,
@@ -91,7 +100,9 @@ impl TestRuntime {
                 deployment,
                 printer: Mutex::new(PrettyPrinter::new(false)),
             }),
+            server: OnceCell::new(),
             rpc: OnceCell::new(),
+            pool: Arc::default(),
             socket_dir,
         }))
     }
@@ -159,9 +170,10 @@ impl TestRuntime {
         self.instances.object(name, self.arc()?).await
     }
 
-    /// The test's connection to itself, started on first use.
-    async fn connection(&self) -> Result<Arc<Connection>> {
-        self.rpc
+    /// Where the test process serves its components over RPC, started on
+    /// first use.
+    async fn server(&self) -> Result<PathBuf> {
+        self.server
             .get_or_try_init(|| async {
                 let mut methods = HashMap::new();
                 for reg in Registry::get()?.all() {
@@ -174,15 +186,53 @@ impl TestRuntime {
                     methods,
                 });
                 std::fs::create_dir_all(&self.socket_dir)?;
-                let path = self.socket_dir.join("rpc.sock");
+                let path = self.socket_dir.join("test.sock");
                 let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
                     Error::internal(format!("listen for RPC on {}: {e}", path.display()))
                 })?;
                 rpc::Server::spawn_unix(listener, serve);
+                Ok(path)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The test's connection to itself, started on first use.
+    async fn connection(&self) -> Result<Arc<Connection>> {
+        self.rpc
+            .get_or_try_init(|| async {
+                let path = self.server().await?;
                 Ok(Arc::new(Connection::connect(&Addr::Unix(path)).await?))
             })
             .await
             .cloned()
+    }
+
+    /// Makes component `name` run in the test process, for `get_impl`: in
+    /// a multi test, the other processes then call it here.
+    pub(crate) async fn host_here(&self, name: &'static str) -> Result<()> {
+        if let Calls::Multi(d) = &self.calls {
+            let path = self.server().await?;
+            d.host_here(name, &format!("unix://{}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// In a multi test, serves the fakes from the test process, so that
+    /// the other processes call them too.
+    pub(crate) async fn host_fakes(&self) -> Result<()> {
+        let names: Vec<&'static str> = self.fakes.keys().copied().collect();
+        for name in names {
+            self.host_here(name).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops what the test started: the children of a multi test.
+    pub(crate) async fn shutdown(&self) {
+        if let Calls::Multi(d) = &self.calls {
+            d.shutdown().await;
+        }
     }
 }
 
@@ -200,8 +250,20 @@ impl Runtime for TestRuntime {
                 return Ok(Target::Local(fake.clone()));
             }
             let reg = Registry::get()?.find(name)?;
-            match self.calls {
+            match &self.calls {
                 Calls::Local => Ok(Target::Local(self.instances.get(name, self.arc()?).await?)),
+                Calls::Multi(d) => {
+                    if d.is_hosted_here(name) {
+                        return Ok(Target::Local(self.instances.get(name, self.arc()?).await?));
+                    }
+                    let rx = d.routing_for_test(name, reg.routed).await?;
+                    Ok(Target::Remote(Arc::new(Balancer::new(
+                        name,
+                        reg.methods,
+                        rx,
+                        self.pool.clone(),
+                    ))))
+                }
                 Calls::Rpc => {
                     let methods = reg
                         .methods
@@ -264,7 +326,10 @@ impl Dispatcher for Serve {
         let runtime = self.runtime.upgrade();
         Box::pin(async move {
             let rt = runtime.ok_or_else(|| Error::internal("test runtime dropped"))?;
-            let instance = rt.instances.get(reg.name, rt.clone()).await?;
+            let instance = match rt.fakes.get(reg.name) {
+                Some(fake) => fake.clone(),
+                None => rt.instances.get(reg.name, rt.clone()).await?,
+            };
             (reg.dispatch)(&instance, ctx, method, &args).await
         })
     }
@@ -312,4 +377,10 @@ impl LogSink for TestSink {
         }
         let _ = std::io::stderr().flush();
     }
+}
+
+/// The directory of a test's sockets (short: a Unix socket path is at most
+/// 108 bytes).
+pub(crate) fn socket_dir(deployment: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("weaver-test-{}", &deployment[..8]))
 }
