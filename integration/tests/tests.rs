@@ -12,3 +12,4 @@ mod multi_metrics;
 mod operator;
 mod promtool;
 mod single_deploy;
+mod testing;

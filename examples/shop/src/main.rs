@@ -506,6 +506,81 @@ mod tests {
         }
     }
 
+    /// A routed component's state stays consistent: every key is read
+    /// back from the replica that stored it, under every runner (under
+    /// `multi`, two Cache replicas in other processes, each holding the
+    /// keys routed to it).
+    #[weaver::test]
+    async fn the_cache_reads_back_every_key_from_where_it_went(t: &Env) -> weaver::Result<()> {
+        let cache = t.get::<dyn Cache>();
+        let ctx = t.ctx();
+        let mut owners = std::collections::BTreeSet::new();
+        for i in 0..40 {
+            let put = cache.put(&ctx, format!("k{i}"), format!("v{i}")).await?;
+            // Under rpc, `put` (retriable) ran twice: the second run saw
+            // the first one's value. Idempotent in effect, not in answer.
+            let previous = (t.runner() == "rpc").then(|| format!("v{i}"));
+            assert_eq!(put.value, previous, "k{i} is new");
+            let got = cache.get(&ctx, format!("k{i}")).await?;
+            assert_eq!(got.value.as_deref(), Some(format!("v{i}").as_str()));
+            assert_eq!(got.pid, put.pid, "k{i} is read where it was stored");
+            owners.insert(got.pid);
+        }
+        let expected = if t.runner() == "multi" { 2 } else { 1 };
+        assert_eq!(owners.len(), expected, "replicas holding keys: {owners:?}");
+        Ok(())
+    }
+
+    /// A test fixture: a counter whose `bump` is not idempotent but was
+    /// left retriable, the mistake the rpc runner exists to catch.
+    #[weaver::component]
+    trait Ledger {
+        /// Adds one; returns the count. Retriable by mistake.
+        async fn bump(&self, ctx: &Context) -> weaver::Result<u64>;
+        /// Adds one; returns the count.
+        #[weaver(not_retriable)]
+        async fn bump_once(&self, ctx: &Context) -> weaver::Result<u64>;
+    }
+
+    #[weaver::implements(Ledger)]
+    struct LedgerImpl {
+        #[weaver(default)]
+        count: std::sync::atomic::AtomicU64,
+    }
+
+    impl Ledger for LedgerImpl {
+        async fn bump(&self, _ctx: &Context) -> weaver::Result<u64> {
+            Ok(self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
+        }
+        async fn bump_once(&self, _ctx: &Context) -> weaver::Result<u64> {
+            Ok(self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
+        }
+    }
+
+    /// The rpc runner runs every retriable call twice: the mistaken
+    /// `bump` counts two, `bump_once` one. The other runners run each call
+    /// once.
+    #[weaver::test]
+    async fn the_rpc_runner_runs_a_retriable_method_twice(t: &Env) -> weaver::Result<()> {
+        // One object for every runner (under multi, asking for it puts it
+        // in the test process), so one count.
+        let imp = t.get_impl::<LedgerImpl>().await?;
+        let ledger = t.get::<dyn Ledger>();
+        let ctx = t.ctx();
+        let after_bump = ledger.bump(&ctx).await?;
+        let after_once = ledger.bump_once(&ctx).await?;
+        if t.runner() == "rpc" {
+            assert_eq!((after_bump, after_once), (2, 3), "bump ran twice");
+        } else {
+            assert_eq!((after_bump, after_once), (1, 2));
+        }
+        assert_eq!(
+            imp.count.load(std::sync::atomic::Ordering::SeqCst),
+            after_once
+        );
+        Ok(())
+    }
+
     #[weaver::test(
         config = r#"["shop::Pricing"]
 currency = "EUR"
