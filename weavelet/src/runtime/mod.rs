@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use crate::component::{Builder, Implementation, Main, Registration, Target};
-use crate::config::Section;
+use crate::config::{Section, SingleConfig};
 use crate::logger::LogSink;
 use crate::{BoxFuture, Context, Error, Listener, Result};
 
@@ -105,13 +105,21 @@ where
 
 /// Checks every component's config section against the component's config
 /// type before anything is built, so a typo stops the app when it starts,
-/// not at its first call.
+/// not at its first call. Components for which `skip` holds (faked in a
+/// test) are not checked.
 ///
 /// # Errors
 ///
 /// A construction error naming the file, the section and the key.
-fn check_configs(registry: &Registry, runtime: &Arc<dyn Runtime>) -> Result<()> {
+fn check_configs(
+    registry: &Registry,
+    runtime: &Arc<dyn Runtime>,
+    skip: impl Fn(&str) -> bool,
+) -> Result<()> {
     for reg in registry.all() {
+        if skip(reg.name) {
+            continue;
+        }
         let b = Builder::new(runtime.clone(), reg.name);
         if reg.has_config() {
             (reg.check_config)(&b)?;
@@ -120,6 +128,69 @@ fn check_configs(registry: &Registry, runtime: &Arc<dyn Runtime>) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// Checks a one-process config (from `file`) against the binary, as the Go
+/// tool does: its component sections name components the binary has, and
+/// its listeners are declared by some component ("listener X specified in
+/// the config not found in the binary").
+///
+/// # Errors
+///
+/// A construction error naming the file and what is wrong.
+fn check_against_binary(config: &SingleConfig, file: &str, registry: &Registry) -> Result<()> {
+    let names: Vec<&str> = registry.all().iter().map(|r| r.name).collect();
+    if let Some(unknown) = config
+        .sections
+        .keys()
+        .find(|s| !names.contains(&s.as_str()))
+    {
+        return Err(Error::construction(format!(
+            "{file}: section [\"{unknown}\"] names no component of the binary (components: {})",
+            names.join(", ")
+        )));
+    }
+    let declared = registry.listeners();
+    if let Some(unknown) = config
+        .listeners
+        .keys()
+        .find(|l| !declared.contains(&l.as_str()))
+    {
+        let declared = if declared.is_empty() {
+            "it declares none".to_string()
+        } else {
+            let names: Vec<String> = declared.iter().map(|l| format!("{l:?}")).collect();
+            format!("it declares {}", names.join(", "))
+        };
+        return Err(Error::construction(format!(
+            "{file}: listener \"{unknown}\" specified in [single] listeners not found in the binary ({declared})"
+        )));
+    }
+    Ok(())
+}
+
+/// Binds listener `name` at its `[single] listeners` address in `config`
+/// (loopback, any port, if none): what a one-process run and the test
+/// runners do.
+///
+/// # Errors
+///
+/// A construction error naming the address if it cannot be bound.
+async fn bind_listener(
+    config: &SingleConfig,
+    name: &str,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let addr = config
+        .listeners
+        .get(name)
+        .map(String::as_str)
+        .filter(|a| !a.is_empty())
+        .unwrap_or("127.0.0.1:0");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::construction(format!("listen on {addr}: {e}")))?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
 }
 
 /// The registered implementations, by component name.

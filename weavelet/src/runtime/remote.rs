@@ -108,7 +108,7 @@ async fn start() -> Result<(Arc<Remote>, EnvConn)> {
     let args = handshake(&conn, &mut incoming).await?;
     let rt = Remote::new(conn.clone(), args, registry);
     let runtime: Arc<dyn Runtime> = rt.clone();
-    if let Err(e) = super::check_configs(registry, &runtime) {
+    if let Err(e) = super::check_configs(registry, &runtime, |_| false) {
         // Refuse before serving anything; the deployer reports why.
         send_info(
             &conn,

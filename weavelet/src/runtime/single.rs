@@ -2,10 +2,8 @@
 
 use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
-use tokio::net::TcpListener;
 use weaver_proto::logging::PrettyPrinter;
 use weaver_proto::runtime::LogEntry;
 
@@ -81,35 +79,12 @@ impl Single {
     /// not found in the binary").
     fn check_against_binary(&self, runtime: &Arc<dyn Runtime>) -> Result<()> {
         let registry = Registry::get()?;
-        let Some(file) = self.config.file.as_ref().map(|p| p.display().to_string()) else {
-            // No file: no sections or listeners to check, but config types
-            // with required keys still fail here rather than on first use.
-            return super::check_configs(registry, runtime);
-        };
-        let names: Vec<&str> = registry.all().iter().map(|r| r.name).collect();
-        if let Some(unknown) = self
-            .config
-            .sections
-            .keys()
-            .find(|s| !names.contains(&s.as_str()))
-        {
-            return Err(Error::construction(format!(
-                "{file}: section [\"{unknown}\"] names no component of the binary (components: {})",
-                names.join(", ")
-            )));
+        // No file: no sections or listeners to check, but config types
+        // with required keys still fail here rather than on first use.
+        if let Some(file) = &self.config.file {
+            super::check_against_binary(&self.config, &file.display().to_string(), registry)?;
         }
-        let declared = registry.listeners();
-        if let Some(unknown) = self
-            .config
-            .listeners
-            .keys()
-            .find(|l| !declared.contains(&l.as_str()))
-        {
-            return Err(Error::construction(unknown_listener(
-                &file, unknown, &declared,
-            )));
-        }
-        super::check_configs(registry, runtime)
+        super::check_configs(registry, runtime, |_| false)
     }
 
     /// Starts the metrics endpoint and announces it; a run that cannot
@@ -148,17 +123,7 @@ impl Runtime for Single {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Listener>> {
         Box::pin(async move {
-            let addr = self
-                .config
-                .listeners
-                .get(name)
-                .map(String::as_str)
-                .filter(|a| !a.is_empty())
-                .unwrap_or("127.0.0.1:0");
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| Error::construction(format!("listen on {addr}: {e}")))?;
-            let local: SocketAddr = listener.local_addr()?;
+            let (listener, local) = super::bind_listener(&self.config, name).await?;
             self.announcer.listener(name, local.to_string());
             Ok(Listener::new(name.to_string(), listener, local))
         })
@@ -180,19 +145,6 @@ impl Runtime for Single {
     fn log_sink(&self) -> Arc<dyn LogSink> {
         self.sink.clone()
     }
-}
-
-/// The message for a listener in the config that no component declares.
-fn unknown_listener(file: &str, name: &str, declared: &[&str]) -> String {
-    let declared = if declared.is_empty() {
-        "it declares none".to_string()
-    } else {
-        let names: Vec<String> = declared.iter().map(|l| format!("{l:?}")).collect();
-        format!("it declares {}", names.join(", "))
-    };
-    format!(
-        "{file}: listener \"{name}\" specified in [single] listeners not found in the binary ({declared})"
-    )
 }
 
 impl LogSink for StderrSink {

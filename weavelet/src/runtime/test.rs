@@ -4,12 +4,10 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
-use tokio::net::TcpListener;
 use tokio::sync::OnceCell;
 use weaver_proto::logging::PrettyPrinter;
 use weaver_proto::runtime::LogEntry;
@@ -119,42 +117,8 @@ impl TestRuntime {
     pub(crate) fn check(&self) -> Result<()> {
         let runtime: Arc<dyn Runtime> = self.arc()?;
         let registry = Registry::get()?;
-        let file = "[testconfig]";
-        let names: Vec<&str> = registry.all().iter().map(|r| r.name).collect();
-        if let Some(unknown) = self
-            .config
-            .sections
-            .keys()
-            .find(|s| !names.contains(&s.as_str()))
-        {
-            return Err(Error::construction(format!(
-                "{file}: section [\"{unknown}\"] names no component of the test binary (components: {})",
-                names.join(", ")
-            )));
-        }
-        let declared = registry.listeners();
-        if let Some(unknown) = self
-            .config
-            .listeners
-            .keys()
-            .find(|l| !declared.contains(&l.as_str()))
-        {
-            return Err(Error::construction(format!(
-                "{file}: listener {unknown:?} specified in [single] listeners is declared by no component"
-            )));
-        }
-        for reg in registry.all() {
-            if self.fakes.contains_key(reg.name) {
-                continue;
-            }
-            let b = crate::component::Builder::new(runtime.clone(), reg.name);
-            if reg.has_config() {
-                (reg.check_config)(&b)?;
-            } else {
-                b.check_no_config()?;
-            }
-        }
-        Ok(())
+        super::check_against_binary(&self.config, "[testconfig]", registry)?;
+        super::check_configs(registry, &runtime, |name| self.fakes.contains_key(name))
     }
 
     /// Whether component `name` is faked.
@@ -283,17 +247,7 @@ impl Runtime for TestRuntime {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Listener>> {
         Box::pin(async move {
-            let addr = self
-                .config
-                .listeners
-                .get(name)
-                .map(String::as_str)
-                .filter(|a| !a.is_empty())
-                .unwrap_or("127.0.0.1:0");
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| Error::construction(format!("listen on {addr}: {e}")))?;
-            let local: SocketAddr = listener.local_addr()?;
+            let (listener, local) = super::bind_listener(&self.config, name).await?;
             Ok(Listener::new(name.to_string(), listener, local))
         })
     }
