@@ -17,6 +17,7 @@
 //! listeners.hello = { address = "127.0.0.1:12345" }
 //! replicas = 2
 //! restart = "always"
+//! transport = "unix"                      # or "tcp": component RPC over loopback TCP
 //!
 //! ["hello::Reverser"]                     # a component's own config
 //! Greeting = "Bonjour"
@@ -57,7 +58,7 @@ const MULTI: &str = "multi";
 const SINGLE: &str = "single";
 
 const SERVICEWEAVER_KEYS: &[&str] = &["name", "binary", "args", "env", "colocate"];
-const MULTI_KEYS: &[&str] = &["listeners", "replicas", "restart"];
+const MULTI_KEYS: &[&str] = &["listeners", "replicas", "restart", "transport"];
 const SINGLE_KEYS: &[&str] = &["listeners"];
 const LISTENER_KEYS: &[&str] = &["address"];
 
@@ -76,6 +77,7 @@ pub struct Config {
     listeners: BTreeMap<String, Option<String>>,
     replicas: usize,
     restart: RestartPolicy,
+    transport: Transport,
     /// Component name to the TOML text of its section.
     sections: BTreeMap<String, String>,
 }
@@ -89,6 +91,19 @@ pub enum RestartPolicy {
     Always,
     /// Leave it dead; the rest of the deployment keeps running.
     Never,
+}
+
+/// How replicas carry component calls to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// Unix domain sockets in the deployment's runtime directory (the
+    /// default).
+    #[default]
+    Unix,
+    /// TCP on loopback, with `TCP_NODELAY`: the data plane a deployment
+    /// across machines uses, tested on one.
+    Tcp,
 }
 
 /// Which deployer a file is read for: the one section it checks.
@@ -358,6 +373,7 @@ impl Config {
             listeners: multi.listeners,
             replicas: multi.replicas,
             restart: multi.restart,
+            transport: multi.transport,
             sections,
         })
     }
@@ -424,6 +440,11 @@ impl Config {
     /// What to do when a replica exits.
     pub fn restart(&self) -> RestartPolicy {
         self.restart
+    }
+
+    /// How replicas call each other: `[multi] transport`.
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// Component configs: full component name to the TOML text of its section.
@@ -582,6 +603,7 @@ struct MultiSection {
     listeners: BTreeMap<String, Option<String>>,
     replicas: usize,
     restart: RestartPolicy,
+    transport: Transport,
 }
 
 impl MultiSection {
@@ -607,10 +629,20 @@ impl MultiSection {
                 return Err(section.invalid("restart", reason));
             }
         };
+        let transport = match section.string("transport")? {
+            None | Some("unix") => Transport::Unix,
+            Some("tcp") => Transport::Tcp,
+            Some(other) => {
+                let reason =
+                    format!("\"{other}\" is not a transport (expected \"unix\" or \"tcp\")");
+                return Err(section.invalid("transport", reason));
+            }
+        };
         Ok(MultiSection {
             listeners: read_listeners(section)?,
             replicas,
             restart,
+            transport,
         })
     }
 
@@ -621,6 +653,7 @@ impl MultiSection {
             listeners: read_listeners(section)?,
             replicas: 1,
             restart: RestartPolicy::Never,
+            transport: Transport::Unix,
         })
     }
 }

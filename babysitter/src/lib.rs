@@ -12,7 +12,7 @@ mod deploy;
 mod registry;
 mod status;
 
-pub use config::{Config, ConfigError, RestartPolicy};
+pub use config::{Config, ConfigError, RestartPolicy, Transport};
 pub use deploy::{DeployError, Deployment, Options};
 pub use registry::{DATA_DIR_ENV, Registration, Registry, RegistryError, data_dir, runtime_dir};
 pub use status::{

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use anyhow::Context as _;
 use serde_json::Value;
 use weaver_integration::{Deployment, bins, config, http_get};
 
@@ -25,7 +26,76 @@ async fn get_json(addr: &str, path: &str) -> anyhow::Result<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shop_routes_keys_colocates_groups_and_reads_its_config() -> anyhow::Result<()> {
-    let d = Deployment::start(&shop_config("")).await?;
+    shop_end_to_end("").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shop_over_tcp_routes_keys_colocates_groups_and_reads_its_config() -> anyhow::Result<()> {
+    shop_end_to_end("transport = \"tcp\"").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_over_tcp_calls_reverser_replicas_listening_on_tcp() -> anyhow::Result<()> {
+    let text = config(
+        "hello",
+        &bins().bin("hello"),
+        "[multi]\ntransport = \"tcp\"\n",
+    );
+    let d = Deployment::start(&text).await?;
+    d.ready().await?;
+    let addr = d.listener("hello").await?;
+    for i in 0..6 {
+        let (status, body) = http_get(&addr, &format!("/hello?name=ab{i}")).await?;
+        assert_eq!((status, body), (200, format!("Hello, {i}ba!")));
+    }
+    d.group_started("hello::Reverser").await?;
+    let status = d.status().await?;
+    let reverser = status.pids("hello::Reverser");
+    assert_eq!(reverser.len(), 2, "{status:?}");
+    // A Reverser has no listener of its own: a TCP socket it listens on
+    // is its component RPC server, on loopback.
+    for pid in reverser {
+        let ports = tcp_listen_ports(pid)?;
+        assert_eq!(ports.len(), 1, "replica {pid} listens on {ports:?}");
+    }
+    Ok(())
+}
+
+/// The loopback TCP ports process `pid` listens on (from /proc).
+fn tcp_listen_ports(pid: u32) -> anyhow::Result<Vec<u16>> {
+    let mut inodes = BTreeSet::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let link = std::fs::read_link(fd?.path()).unwrap_or_default();
+        let link = link.to_string_lossy();
+        if let Some(inode) = link
+            .strip_prefix("socket:[")
+            .and_then(|l| l.strip_suffix(']'))
+        {
+            inodes.insert(inode.to_owned());
+        }
+    }
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp"))?;
+    let mut ports = Vec::new();
+    for line in table.lines().skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // sl local_address rem_address st … inode (column 9); 0A = LISTEN.
+        let (Some(local), Some(state), Some(inode)) = (cols.get(1), cols.get(3), cols.get(9))
+        else {
+            continue;
+        };
+        if *state == "0A" && inodes.contains(*inode) {
+            let (ip, port) = local.split_once(':').context("local address")?;
+            assert_eq!(ip, "0100007F", "listens on loopback only: {line}");
+            ports.push(u16::from_str_radix(port, 16)?);
+        }
+    }
+    Ok(ports)
+}
+
+/// The shop's routing, colocation and config checks, with `extra` in its
+/// `[multi]` section.
+async fn shop_end_to_end(extra: &str) -> anyhow::Result<()> {
+    let d = Deployment::start(&shop_config(extra)).await?;
     d.ready().await?;
     let addr = d.listener("shop").await?;
 

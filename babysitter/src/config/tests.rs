@@ -102,7 +102,21 @@ fn defaults() {
     assert_eq!(config.listeners().count(), 0);
     assert_eq!(config.replicas(), DEFAULT_REPLICAS);
     assert_eq!(config.restart(), RestartPolicy::Always);
+    assert_eq!(config.transport(), Transport::Unix);
     assert!(config.sections().is_empty());
+}
+
+#[test]
+fn transport_is_unix_or_tcp() {
+    assert_eq!(
+        error(&with("[multi]\ntransport = \"udp\"\n")),
+        "/apps/hello/weaver.toml: invalid \"transport\" in [multi]: \"udp\" is not a \
+         transport (expected \"unix\" or \"tcp\")"
+    );
+    let tcp = parse(&with("[multi]\ntransport = \"tcp\"\n")).unwrap();
+    assert_eq!(tcp.transport(), Transport::Tcp);
+    let unix = parse(&with("[multi]\ntransport = \"unix\"\n")).unwrap();
+    assert_eq!(unix.transport(), Transport::Unix);
 }
 
 #[test]
@@ -164,7 +178,7 @@ fn unknown_keys_name_key_section_and_file() {
     assert_eq!(
         error(&with("[multi]\nreplica = 3\n")),
         "/apps/hello/weaver.toml: unknown key \"replica\" in [multi] \
-         (expected one of: listeners, replicas, restart)"
+         (expected one of: listeners, replicas, restart, transport)"
     );
     assert_eq!(
         error(&with("rollout = \"1m\"\n")),
@@ -184,7 +198,7 @@ fn the_file_name_is_shown_as_given() {
     assert_eq!(
         err.to_string(),
         "weaver.toml: unknown key \"replica\" in [multi] \
-         (expected one of: listeners, replicas, restart)"
+         (expected one of: listeners, replicas, restart, transport)"
     );
 }
 

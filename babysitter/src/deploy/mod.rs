@@ -417,7 +417,10 @@ impl Shared {
             sections: self.config.sections().clone().into_iter().collect(),
             run_main: self.config.group_of(MAIN_COMPONENT) == group,
             socket_dir: self.socket_dir.display().to_string(),
-            internal_address: "unix".to_string(),
+            internal_address: match self.config.transport() {
+                crate::Transport::Tcp => "tcp://127.0.0.1:0".to_string(),
+                _ => "unix".to_string(),
+            },
             config_file: self.config.path().display().to_string(),
             ..Default::default()
         }
