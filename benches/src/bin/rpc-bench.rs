@@ -14,7 +14,7 @@
 //! Options: `--runs N` (default 3), `--calls N` (timed calls at 1 in flight,
 //! default 20000), `--mux N` (calls at 64 in flight, default 200000),
 //! `--inflight N` (default 64), `--size N` (bytes each way, default 16),
-//! `--only weaver,weaver-off,weaver-ct,raw,raw-ct,tonic,tokio-pp`,
+//! `--only weaver,weaver-off,weaver-tcp,weaver-ct,raw,raw-ct,tonic,tokio-pp`,
 //! `--pin pinned,unpinned`, `--echo PATH` (another build of the echo app,
 //! to compare builds).
 //!
@@ -26,7 +26,9 @@
 //!   `replicas = 1` (one Main process calling one Echo process); Main
 //!   measures and writes a JSON line (see `echo.rs`). The app runs on
 //!   `#[tokio::main]`'s multi-thread runtime; **weaver-ct** is the same app
-//!   on tokio's current-thread runtime; **weaver-off** is weaver with the
+//!   on tokio's current-thread runtime; **weaver-tcp** is weaver with
+//!   `[multi] transport = "tcp"` (component RPC over loopback TCP);
+//!   **weaver-off** is weaver with the
 //!   method metrics off (`WEAVER_METHOD_METRICS=off`, bench-only), so the
 //!   ratios show what they cost.
 //! - **raw**: a child of this binary serves a Unix socket. 1 in flight is a
@@ -103,6 +105,7 @@ pub(crate) enum System {
     /// `Weaver` with the method metrics off (the bench-only
     /// `WEAVER_METHOD_METRICS=off`): what they cost.
     WeaverOff,
+    WeaverTcp,
     WeaverCt,
     Raw,
     RawCt,
@@ -111,9 +114,10 @@ pub(crate) enum System {
 }
 
 impl System {
-    pub(crate) const ALL: [System; 7] = [
+    pub(crate) const ALL: [System; 8] = [
         System::Weaver,
         System::WeaverOff,
+        System::WeaverTcp,
         System::WeaverCt,
         System::Raw,
         System::RawCt,
@@ -125,6 +129,7 @@ impl System {
         match self {
             System::Weaver => "weaver",
             System::WeaverOff => "weaver-off",
+            System::WeaverTcp => "weaver-tcp",
             System::WeaverCt => "weaver-ct",
             System::Raw => "raw",
             System::RawCt => "raw-ct",
@@ -201,7 +206,7 @@ fn parse_options(args: &[String]) -> anyhow::Result<Option<Options>> {
             "-h" | "--help" => {
                 println!(
                     "usage: rpc-bench [--runs N] [--calls N] [--mux N] [--inflight N] [--size N] \
-                     [--only weaver,weaver-off,weaver-ct,raw,raw-ct,tonic,tokio-pp] [--pin pinned,unpinned] [--echo PATH]"
+                     [--only weaver,weaver-off,weaver-tcp,weaver-ct,raw,raw-ct,tonic,tokio-pp] [--pin pinned,unpinned] [--echo PATH]"
                 );
                 return Ok(None);
             }
@@ -229,10 +234,12 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
     let weaver = dir.join("weaver");
     let echo = o.echo.clone().unwrap_or_else(|| dir.join("echo"));
     for b in [&weaver, &echo] {
-        if o.systems
-            .iter()
-            .any(|s| matches!(s, System::Weaver | System::WeaverOff | System::WeaverCt))
-            && !b.exists()
+        if o.systems.iter().any(|s| {
+            matches!(
+                s,
+                System::Weaver | System::WeaverOff | System::WeaverTcp | System::WeaverCt
+            )
+        }) && !b.exists()
         {
             bail!(
                 "{} is missing; build with: cargo build --release -p weaver-cli -p weaver-integration --bins",
@@ -273,7 +280,15 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
                 let started = Instant::now();
                 let out = tmp.join(format!("{}-{n}.json", sys.name()));
                 let sample = match sys {
-                    System::Weaver => run_weaver(&weaver, &echo, &tmp, &out, &o.spec, pinned, &[]),
+                    System::Weaver => run_weaver(
+                        &weaver,
+                        &echo,
+                        &tmp,
+                        &out,
+                        &o.spec,
+                        pinned,
+                        Variant::default(),
+                    ),
                     System::WeaverOff => run_weaver(
                         &weaver,
                         &echo,
@@ -281,7 +296,22 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
                         &out,
                         &o.spec,
                         pinned,
-                        &["WEAVER_METHOD_METRICS=off"],
+                        Variant {
+                            env: &["WEAVER_METHOD_METRICS=off"],
+                            ..Variant::default()
+                        },
+                    ),
+                    System::WeaverTcp => run_weaver(
+                        &weaver,
+                        &echo,
+                        &tmp,
+                        &out,
+                        &o.spec,
+                        pinned,
+                        Variant {
+                            multi: "transport = \"tcp\"\n",
+                            ..Variant::default()
+                        },
                     ),
                     System::WeaverCt => run_weaver(
                         &weaver,
@@ -290,7 +320,10 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
                         &out,
                         &o.spec,
                         pinned,
-                        &["ECHO_RT=current_thread"],
+                        Variant {
+                            env: &["ECHO_RT=current_thread"],
+                            ..Variant::default()
+                        },
                     ),
                     _ => run_self(&exe, sys, &out, &o.spec, pinned),
                 }
@@ -335,6 +368,15 @@ fn command(program: &Path, pinned: bool) -> Command {
 
 /// Deploys the echo app, with `extra` (`NAME=value`) added to its
 /// environment, and waits for its result line.
+/// How a weaver system differs from plain `weaver`.
+#[derive(Default, Clone, Copy)]
+struct Variant {
+    /// Extra `KEY=VALUE` for the app's environment.
+    env: &'static [&'static str],
+    /// Extra lines for the `[multi]` section.
+    multi: &'static str,
+}
+
 fn run_weaver(
     weaver: &Path,
     echo: &Path,
@@ -342,7 +384,7 @@ fn run_weaver(
     out: &Path,
     spec: &Spec,
     pinned: bool,
-    extra: &[&str],
+    variant: Variant,
 ) -> anyhow::Result<Sample> {
     let toml = tmp.join("weaver.toml");
     let mut env = vec![
@@ -351,11 +393,12 @@ fn run_weaver(
     ];
     // E.g. the app's runtime flavour, if not `#[tokio::main]`'s (see
     // echo.rs), or the metrics switch.
-    env.extend(extra.iter().map(|e| e.to_string()));
+    env.extend(variant.env.iter().map(|e| e.to_string()));
+    let multi = variant.multi;
     std::fs::write(
         &toml,
         format!(
-            "[serviceweaver]\nname = \"echo\"\nbinary = {:?}\nenv = {env:?}\n\n[multi]\nreplicas = 1\n",
+            "[serviceweaver]\nname = \"echo\"\nbinary = {:?}\nenv = {env:?}\n\n[multi]\nreplicas = 1\n{multi}",
             echo.display().to_string(),
         ),
     )?;

@@ -207,6 +207,23 @@ impl Results {
                     |v| v <= 1.25,
                 ));
             }
+            if self.medians(System::WeaverTcp, pinned).is_some() {
+                // Component calls over loopback TCP beside Unix sockets.
+                targets.push(ratio(
+                    "weaver-tcp p50 / weaver p50 (reference)".to_string(),
+                    &p50(System::WeaverTcp),
+                    &p50(System::Weaver),
+                    "",
+                    |_| true,
+                ));
+                targets.push(ratio(
+                    "weaver-tcp / weaver calls/s (reference)".to_string(),
+                    &rate(System::WeaverTcp),
+                    &rate(System::Weaver),
+                    "",
+                    |_| true,
+                ));
+            }
             if self.medians(System::Weaver, pinned).is_some() {
                 targets.push(ratio(
                     "weaver p50 / tokio-pp p50 (reference)".to_string(),
@@ -257,6 +274,7 @@ fn runtime(sys: System) -> &'static str {
     match sys {
         System::Weaver => "app: #[tokio::main] multi-thread",
         System::WeaverOff => "as weaver, WEAVER_METHOD_METRICS=off",
+        System::WeaverTcp => "as weaver, [multi] transport = \"tcp\"",
         System::WeaverCt => "app: tokio current-thread",
         System::Raw => "1: blocking std; 64: tokio multi-thread",
         System::RawCt => "64: tokio current-thread",
