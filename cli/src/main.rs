@@ -9,6 +9,8 @@
 // A command-line tool prints its results on stdout.
 #![allow(clippy::print_stdout)]
 
+#[allow(dead_code)] // wired to `profile --format svg` with the profile command
+mod flame;
 mod metrics;
 mod multi;
 mod single;
