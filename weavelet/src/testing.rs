@@ -232,8 +232,8 @@ impl Runner {
     /// Times `body` for benchmarks: runs it once to warm up (starting what
     /// it calls), then `iterations` times, and returns the mean time of
     /// one run. Usable from any benchmark harness (a `harness = false`
-    /// bench, or inside criterion's `iter_custom`); under [`multi`]
-    /// (Self::multi) the children re-execute the benchmark binary with
+    /// bench, or inside criterion's `iter_custom`); under
+    /// [`multi`](Self::multi) the children re-execute the benchmark binary with
     /// `name` as its first argument, so call this early in `main`.
     ///
     /// # Errors
