@@ -16,6 +16,9 @@ use weaver_proto::single::{self, Registration};
 
 use crate::{Outcome, metrics, status};
 
+// These doc comments are the commands' --help text: `[single]` there is a
+// TOML section, not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run an application as one process, configured by weaver.toml.
