@@ -11,6 +11,7 @@
 
 mod metrics;
 mod multi;
+mod profile;
 mod single;
 mod status;
 
