@@ -94,7 +94,8 @@ pub(crate) enum Command {
     /// group's profile is scaled by its replica count), merges them into
     /// one gzipped pprof protobuf in $TMPDIR and prints its path. Open it
     /// with `go tool pprof -http=: <file>`, `pprof -http=: <file>` or
-    /// speedscope. A group that cannot be profiled is left out, with a
+    /// speedscope; or, with --format=svg, a flame graph to open in a
+    /// browser. A group that cannot be profiled is left out, with a
     /// "Partial profile data received" note on stderr.
     Profile(profile::Args),
     /// Delete the logs and registrations of finished deployments.
@@ -234,7 +235,7 @@ fn profile(args: &profile::Args) -> anyhow::Result<Outcome> {
             })
             .collect();
         let target = profile::pick(candidates, &args.prefix)?;
-        profile::profile(&target, req).await
+        profile::profile(&target, req, args.format).await
     })?;
     Ok(Outcome::Ok)
 }

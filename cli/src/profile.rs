@@ -1,19 +1,20 @@
 //! `weaver multi profile` and `weaver single profile`: a CPU profile of a
 //! running deployment (every group, merged by its babysitter) or of a
-//! single process, written to `$TMPDIR/serviceweaver_<app>_cpu_profile_*.pb.gz`,
-//! whose path is printed.
+//! single process, written to `$TMPDIR/serviceweaver_<app>_cpu_profile_*.pb.gz`
+//! (or, with `--format=svg`, a flame graph `….svg`), whose path is printed.
 //!
 //! The profile is collected where the app runs; this module checks the
 //! request, finds the one deployment the prefix names, waits (with a
 //! spinner on a terminal) and writes the file.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use weaver_proto::profile::{self, PROFILE_PATH};
+use weaver_proto::profile::{self, PROFILE_PATH, Profile};
 use weaver_proto::runtime::{GetProfileRequest, ProfileType};
 
 use crate::UsageError;
@@ -38,6 +39,16 @@ pub(crate) enum Kind {
     Heap,
 }
 
+/// What `profile` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// The gzipped pprof protobuf (`.pb.gz`), for pprof and speedscope.
+    #[default]
+    Pprof,
+    /// A flame graph (`.svg`) to open in a browser.
+    Svg,
+}
+
 /// The arguments both `profile` commands take.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -47,6 +58,9 @@ pub(crate) struct Args {
     /// The kind of profile.
     #[arg(long = "type", value_enum, default_value_t = Kind::Cpu)]
     pub(crate) kind: Kind,
+    /// What to write.
+    #[arg(long, value_enum, default_value_t = Format::Pprof)]
+    pub(crate) format: Format,
     /// A prefix of the deployment id (as `status` shows it).
     pub(crate) prefix: String,
 }
@@ -131,7 +145,11 @@ pub(crate) fn pick(candidates: Vec<Candidate>, prefix: &str) -> anyhow::Result<C
 /// # Errors
 ///
 /// If the profile cannot be collected or the file cannot be written.
-pub(crate) async fn profile(target: &Candidate, req: GetProfileRequest) -> anyhow::Result<()> {
+pub(crate) async fn profile(
+    target: &Candidate,
+    req: GetProfileRequest,
+    format: Format,
+) -> anyhow::Result<()> {
     let duration = Duration::from_nanos(u64::try_from(req.cpu_duration_ns).unwrap_or(0));
     let path = format!("{PROFILE_PATH}?{}", profile::to_query(&req));
     let fetch = status::fetch_profile(target.addr, &path, duration + SLACK);
@@ -146,7 +164,14 @@ pub(crate) async fn profile(target: &Candidate, req: GetProfileRequest) -> anyho
     if let Some(errors) = partial {
         eprintln!("Partial profile data received: {errors}");
     }
-    let file = write(&target.app, &data)?;
+    let file = match format {
+        Format::Pprof => write(&target.app, ".pb.gz", &data)?,
+        Format::Svg => {
+            let p = profile::decode(&data).context("the profile received is not valid")?;
+            let title = format!("{} CPU profile ({duration:?})", target.app);
+            write(&target.app, ".svg", &flame_graph(&p, &title)?)?
+        }
+    };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", file.display())?;
     out.flush()?;
@@ -178,9 +203,62 @@ async fn with_spinner<T>(fut: impl Future<Output = T>, duration: Duration) -> T 
     out
 }
 
-/// Writes `data` to a new `serviceweaver_<app>_cpu_profile_*.pb.gz` in the
-/// temporary directory; returns its path.
-fn write(app: &str, data: &[u8]) -> anyhow::Result<PathBuf> {
+/// `p`'s stacks in the folded format (`root;…;leaf count`, one line per
+/// distinct stack, sorted), counting each sample's first value.
+fn folded(p: &Profile) -> Vec<String> {
+    let name = |id: u64| {
+        p.function
+            .iter()
+            .find(|f| f.id == id)
+            .and_then(|f| p.string_table.get(usize::try_from(f.name).ok()?))
+            .map_or("?", String::as_str)
+    };
+    let mut stacks: BTreeMap<String, i64> = BTreeMap::new();
+    for s in &p.sample {
+        let mut frames = Vec::new();
+        // A sample lists its locations leaf first, and a location its
+        // inlined callee first: reversing both puts the root first.
+        for id in s.location_id.iter().rev() {
+            let Some(loc) = p.location.iter().find(|l| l.id == *id) else {
+                continue;
+            };
+            for line in loc.line.iter().rev() {
+                frames.push(name(line.function_id).replace(';', ":"));
+            }
+        }
+        if frames.is_empty() {
+            frames.push("[unknown]".to_owned());
+        }
+        *stacks.entry(frames.join(";")).or_default() += s.value.first().copied().unwrap_or(0);
+    }
+    stacks
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(stack, n)| format!("{stack} {n}"))
+        .collect()
+}
+
+/// The flame graph of `p`, as SVG.
+fn flame_graph(p: &Profile, title: &str) -> anyhow::Result<Vec<u8>> {
+    let lines = folded(p);
+    let mut options = inferno::flamegraph::Options::default();
+    title.clone_into(&mut options.title);
+    "samples".clone_into(&mut options.count_name);
+    let mut svg = Vec::new();
+    if lines.is_empty() {
+        // inferno refuses an empty profile; say so in the picture instead.
+        options.subtitle = Some("no samples were collected".to_owned());
+        inferno::flamegraph::from_lines(&mut options, ["[no samples] 1"], &mut svg)
+    } else {
+        inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)
+    }
+    .context("cannot draw the flame graph")?;
+    Ok(svg)
+}
+
+/// Writes `data` to a new `serviceweaver_<app>_cpu_profile_*<suffix>` in
+/// the temporary directory; returns its path.
+fn write(app: &str, suffix: &str, data: &[u8]) -> anyhow::Result<PathBuf> {
     let safe: String = app
         .chars()
         .map(|c| {
@@ -193,7 +271,7 @@ fn write(app: &str, data: &[u8]) -> anyhow::Result<PathBuf> {
         .collect();
     let mut file = tempfile::Builder::new()
         .prefix(&format!("serviceweaver_{safe}_cpu_profile_"))
-        .suffix(".pb.gz")
+        .suffix(suffix)
         .tempfile_in(std::env::temp_dir())
         .context("cannot create the profile file")?;
     file.write_all(data)
@@ -231,6 +309,7 @@ mod tests {
         let args = |duration, kind| Args {
             duration,
             kind,
+            format: Format::Pprof,
             prefix: String::new(),
         };
         assert_eq!(
@@ -265,7 +344,7 @@ mod tests {
 
     #[test]
     fn the_file_is_named_after_the_app_in_the_temporary_directory() {
-        let path = write("my app", b"data").unwrap();
+        let path = write("my app", ".pb.gz", b"data").unwrap();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
         assert!(
             name.starts_with("serviceweaver_my_app_cpu_profile_"),
@@ -274,5 +353,68 @@ mod tests {
         assert!(name.ends_with(".pb.gz"), "{name}");
         assert_eq!(std::fs::read(&path).unwrap(), b"data");
         std::fs::remove_file(path).unwrap();
+    }
+
+    /// A profile of two stacks: main → spin (3 samples, twice) and main
+    /// (1 sample), the spin frame an inlined call in main's location.
+    fn two_stacks() -> Profile {
+        use weaver_proto::profile::{Function, Line, Location, Sample};
+        let strings = ["", "samples", "count", "app::main", "app::spin;x"];
+        let function = |id, name| Function {
+            id,
+            name,
+            ..Default::default()
+        };
+        let line = |function_id| Line {
+            function_id,
+            line: 0,
+            column: 0,
+        };
+        let sample = |location_id: Vec<u64>, n| Sample {
+            location_id,
+            value: vec![n],
+            label: vec![],
+        };
+        Profile {
+            string_table: strings.map(String::from).to_vec(),
+            function: vec![function(1, 3), function(2, 4)],
+            location: vec![
+                Location {
+                    id: 10,
+                    line: vec![line(2), line(1)],
+                    ..Default::default()
+                },
+                Location {
+                    id: 11,
+                    line: vec![line(1)],
+                    ..Default::default()
+                },
+            ],
+            sample: vec![
+                sample(vec![10], 3),
+                sample(vec![11], 1),
+                sample(vec![10], 3),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn stacks_fold_root_first_with_inlined_frames_expanded() {
+        assert_eq!(
+            folded(&two_stacks()),
+            ["app::main 1", "app::main;app::spin:x 6"]
+        );
+    }
+
+    #[test]
+    fn the_flame_graph_names_the_functions() {
+        let svg =
+            String::from_utf8(flame_graph(&two_stacks(), "app CPU profile").unwrap()).unwrap();
+        assert!(svg.starts_with("<?xml"), "{svg}");
+        assert!(svg.contains("app::spin:x"), "{svg}");
+        assert!(svg.contains("app CPU profile"), "{svg}");
+        let empty = String::from_utf8(flame_graph(&Profile::default(), "t").unwrap()).unwrap();
+        assert!(empty.contains("no samples were collected"), "{empty}");
     }
 }

@@ -132,7 +132,7 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(profile::profile(&target, req))?;
+            runtime.block_on(profile::profile(&target, req, args.format))?;
             Ok(Outcome::Ok)
         }
         Command::Version => {

@@ -1,6 +1,7 @@
-//! `weaver multi profile`: a CPU profile of every group of a running
-//! deployment, merged, written as a gzipped pprof protobuf whose path is
-//! printed; and the errors for a bad prefix or duration.
+//! `weaver multi profile` and `weaver single profile`: a CPU profile of
+//! every group of a running deployment (or of one process), merged,
+//! written as a gzipped pprof protobuf or a flame graph whose path is
+//! printed; and the errors for a bad prefix, duration or type.
 
 use anyhow::Context as _;
 use weaver_integration::{Deployment, bins, config, http_get};
@@ -72,7 +73,30 @@ async fn a_deployment_profile_merges_the_groups_and_shows_the_busy_function() ->
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{out:?}");
     assert!(!stderr.contains("Partial profile"), "{stderr}");
+    // The same, drawn as a flame graph.
+    let svg = d
+        .weaver(&[
+            "multi",
+            "profile",
+            "--duration",
+            "1s",
+            "--format",
+            "svg",
+            prefix,
+        ])
+        .await?;
+    assert!(svg.status.success(), "{svg:?}");
     http_get(&addr, "/stop").await?;
+    let svg_path = std::path::PathBuf::from(String::from_utf8(svg.stdout)?.trim_end());
+    let drawn = std::fs::read_to_string(&svg_path)?;
+    std::fs::remove_file(&svg_path)?;
+    assert!(
+        svg_path.extension().is_some_and(|e| e == "svg"),
+        "{}",
+        svg_path.display()
+    );
+    assert!(drawn.contains("<svg"), "{drawn}");
+    assert!(drawn.contains("spin_for_the_profile"), "{drawn}");
     let (code, body) = load.await??;
     assert_eq!(code, 200, "{body}");
 
