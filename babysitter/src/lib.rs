@@ -17,6 +17,7 @@ pub use deploy::{DeployError, Deployment, Options};
 pub use registry::{DATA_DIR_ENV, Registration, Registry, RegistryError, data_dir, runtime_dir};
 pub use status::{
     ComponentStatus, ListenerStatus, METHODS_PATH, METRICS_PATH, MethodStats, MethodWindow,
-    MethodsProvider, Metric, MetricKind, MetricsProvider, PROMETHEUS_PATH, ReplicaStatus,
-    STATUS_PATH, Status, StatusError, StatusProvider, StatusServer,
+    MethodsProvider, Metric, MetricKind, MetricsProvider, PARTIAL_HEADER, PROFILE_PATH,
+    PROMETHEUS_PATH, ProfileProvider, Profiled, ReplicaStatus, STATUS_PATH, Status, StatusError,
+    StatusProvider, StatusServer,
 };

@@ -7,13 +7,14 @@
 //! same server renders the deployment's metrics as Prometheus text at
 //! [`PROMETHEUS_PATH`] and as JSON at [`METRICS_PATH`], and the per-method
 //! statistics of the last minute, the last hour and since the start at
-//! [`METHODS_PATH`].
+//! [`METHODS_PATH`], and a CPU profile of every group at [`PROFILE_PATH`].
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
 mod metrics;
+mod profile;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ pub use metrics::{
     METHODS_PATH, METRICS_PATH, MethodStats, MethodWindow, MethodsProvider, Metric, MetricKind,
     MetricsProvider, PROMETHEUS_PATH,
 };
+pub use profile::{PARTIAL_HEADER, PROFILE_PATH, ProfileProvider, Profiled};
 pub use server::{StatusProvider, StatusServer};
 
 /// The HTTP path the status server answers on.

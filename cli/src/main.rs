@@ -13,6 +13,7 @@
 mod flame;
 mod metrics;
 mod multi;
+mod profile;
 mod single;
 mod status;
 

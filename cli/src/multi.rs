@@ -9,7 +9,7 @@ use clap::Subcommand;
 use tokio::signal::unix::{SignalKind, signal};
 use weaver_babysitter::{Config, Deployment, Options, Registry, data_dir};
 
-use crate::{Outcome, UsageError, metrics, status};
+use crate::{Outcome, UsageError, metrics, profile, status};
 
 /// How long in-flight requests get to finish at teardown.
 const GRACE: Duration = Duration::from_secs(5);
@@ -88,6 +88,16 @@ pub(crate) enum Command {
         #[arg(long)]
         system: bool,
     },
+    /// Write a CPU profile of a running deployment to a file.
+    ///
+    /// Profiles one replica of every group at once for --duration (a
+    /// group's profile is scaled by its replica count), merges them into
+    /// one gzipped pprof protobuf in $TMPDIR and prints its path. Open it
+    /// with `go tool pprof -http=: <file>`, `pprof -http=: <file>` or
+    /// speedscope; or, with --format=svg, a flame graph to open in a
+    /// browser. A group that cannot be profiled is left out, with a
+    /// "Partial profile data received" note on stderr.
+    Profile(profile::Args),
     /// Delete the logs and registrations of finished deployments.
     Purge {
         /// Do not ask for confirmation.
@@ -109,6 +119,7 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
             format,
             system,
         } => logs(query.as_deref(), follow, format, system),
+        Command::Profile(args) => profile(&args),
         Command::Purge { force } => purge(force),
         Command::Version => {
             println!("{}", crate::version());
@@ -206,6 +217,26 @@ fn metrics(regex: Option<&str>, format: metrics::Format) -> anyhow::Result<Outco
     let registry = Registry::open_default()?;
     let deployments = runtime()?.block_on(metrics::collect(&registry, filter.as_ref()))?;
     metrics::print(&deployments, format, metrics::NOTHING_RUNS)?;
+    Ok(Outcome::Ok)
+}
+
+fn profile(args: &profile::Args) -> anyhow::Result<Outcome> {
+    // Check the request before asking anyone.
+    let req = args.request()?;
+    let registry = Registry::open_default()?;
+    runtime()?.block_on(async {
+        let candidates = status::live(&registry, Duration::from_secs(2))
+            .await?
+            .into_iter()
+            .map(|d| profile::Candidate {
+                id: d.registration.deployment_id,
+                app: d.registration.app,
+                addr: d.registration.status_addr,
+            })
+            .collect();
+        let target = profile::pick(candidates, &args.prefix)?;
+        profile::profile(&target, req, args.format).await
+    })?;
     Ok(Outcome::Ok)
 }
 

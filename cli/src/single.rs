@@ -14,7 +14,7 @@ use clap::Subcommand;
 use weaver_babysitter::{ComponentStatus, ListenerStatus, ReplicaStatus, Status};
 use weaver_proto::single::{self, Registration};
 
-use crate::{Outcome, metrics, status};
+use crate::{Outcome, metrics, profile, status};
 
 // These doc comments are the commands' --help text: `[single]` there is a
 // TOML section, not a link.
@@ -73,6 +73,13 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = metrics::Format::Table)]
         format: metrics::Format,
     },
+    /// Write a CPU profile of an application running as one process.
+    ///
+    /// The process profiles itself for --duration (on the loopback port it
+    /// announces in its registration); the gzipped pprof protobuf is
+    /// written to $TMPDIR and its path printed. Open it with `go tool
+    /// pprof -http=: <file>`, `pprof -http=: <file>` or speedscope.
+    Profile(profile::Args),
     /// Print the weaver version.
     Version,
 }
@@ -109,6 +116,26 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
                 .build()?;
             let runs = runtime.block_on(metrics::fetch(sources, filter.as_ref()));
             metrics::print(&runs, format, NOTHING_RUNS)?;
+            Ok(Outcome::Ok)
+        }
+        Command::Profile(args) => {
+            // Check the request before asking anyone.
+            let req = args.request()?;
+            let dir = single::registry_dir(&weaver_babysitter::data_dir()?);
+            let candidates = live_registrations(&dir)
+                .into_iter()
+                .filter_map(source)
+                .map(|s| profile::Candidate {
+                    id: s.deployment_id,
+                    app: s.app,
+                    addr: s.addr,
+                })
+                .collect();
+            let target = profile::pick(candidates, &args.prefix)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(profile::profile(&target, req, args.format))?;
             Ok(Outcome::Ok)
         }
         Command::Version => {

@@ -10,6 +10,7 @@ mod multi_correctness;
 mod multi_deploy;
 mod multi_metrics;
 mod operator;
+mod profile;
 mod promtool;
 mod single_deploy;
 mod testing;

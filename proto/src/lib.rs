@@ -13,7 +13,8 @@
 //!
 //! [`paths`] and [`single`] hold what the app runtime and the tools share
 //! outside the pipes: where state lives, and the single-process registration;
-//! [`prometheus`] renders metrics as the Prometheus text format.
+//! [`prometheus`] renders metrics as the Prometheus text format; [`profile`]
+//! holds pprof profiles (encoding, scaling, merging).
 //!
 //! [`PROTOCOL_VERSION`] is exchanged in the handshake; both sides refuse a peer
 //! that speaks another version.
@@ -23,6 +24,7 @@ pub mod frame;
 pub mod logging;
 pub mod metrics;
 pub mod paths;
+pub mod profile;
 pub mod prometheus;
 pub mod routing;
 pub mod single;

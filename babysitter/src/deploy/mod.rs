@@ -11,6 +11,7 @@ pub(crate) mod handler;
 mod history;
 mod logs;
 mod metrics;
+mod profile;
 mod routing;
 mod spawn;
 mod state;
@@ -42,7 +43,7 @@ use crate::config::MAIN_COMPONENT;
 use crate::registry::{Registration, Registry};
 use crate::status::{
     ComponentStatus, ListenerStatus, MethodsProvider, MetricsProvider, PROMETHEUS_PATH,
-    ReplicaStatus, Status, StatusServer,
+    ProfileProvider, Profiled, ReplicaStatus, Status, StatusServer,
 };
 
 pub use self::error::DeployError;
@@ -245,8 +246,22 @@ impl Shared {
                 }
             })
         });
+        let weak = self.this.clone();
+        let profiles: ProfileProvider = Arc::new(move |req| {
+            let shared = weak.upgrade();
+            Box::pin(async move {
+                match shared {
+                    Some(s) => s.profile(req).await,
+                    None => Profiled {
+                        data: Vec::new(),
+                        errors: vec!["the deployment has stopped".to_owned()],
+                    },
+                }
+            })
+        });
         let bind = SocketAddr::from(([127, 0, 0, 1], 0));
-        let server = StatusServer::start_with_methods(bind, provider, metrics, methods).await?;
+        let server =
+            StatusServer::start_with_profiles(bind, provider, metrics, methods, profiles).await?;
         let status_addr = server.addr();
         *self.lock_status() = Some(server);
         self.start_collector();
@@ -633,6 +648,22 @@ impl Shared {
         self.lock_state()
             .record_listener(&from.args().group, &weavelet_id, name, backend);
         Ok(proxy.local_addr())
+    }
+
+    /// Profiles every group with replicas (see [`profile::profile_groups`]).
+    async fn profile(&self, req: weaver_proto::runtime::GetProfileRequest) -> Profiled {
+        let groups: Vec<(String, Vec<Arc<Envelope>>)> = {
+            let st = self.lock_state();
+            let mut groups: Vec<_> = st
+                .groups
+                .iter()
+                .filter(|(_, g)| !g.replicas.is_empty())
+                .map(|(name, g)| (name.clone(), g.envelopes()))
+                .collect();
+            groups.sort_by(|a, b| a.0.cmp(&b.0));
+            groups
+        };
+        profile::profile_groups(groups, req).await
     }
 
     /// Polls every replica (each process once) for its metrics.

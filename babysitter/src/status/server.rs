@@ -1,7 +1,8 @@
 //! The babysitter's status server: `GET /debug/weaver/status` as JSON,
 //! `GET /debug/weaver/prometheus` as Prometheus text, and the metrics and
 //! per-method statistics as JSON (`/debug/weaver/metrics`,
-//! `/debug/weaver/methods`).
+//! `/debug/weaver/methods`), and a CPU profile of every group
+//! (`/debug/weaver/profile`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use tracing::{debug, warn};
 use super::metrics::{
     self, METHODS_PATH, METRICS_PATH, MethodsProvider, MetricsProvider, PROMETHEUS_PATH,
 };
+use super::profile::{self, PARTIAL_HEADER, PROFILE_PATH, ProfileProvider, Profiled};
 use super::{STATUS_PATH, Status, StatusError};
 
 /// Produces the current status on every request. It runs on the server's
@@ -40,6 +42,7 @@ struct Providers {
     status: StatusProvider,
     metrics: MetricsProvider,
     methods: MethodsProvider,
+    profiles: ProfileProvider,
 }
 
 /// A running status server. Dropping it stops it too, without waiting.
@@ -91,6 +94,30 @@ impl StatusServer {
         metrics: MetricsProvider,
         methods: MethodsProvider,
     ) -> Result<Self, StatusError> {
+        let none: ProfileProvider = Arc::new(|_| {
+            Box::pin(async {
+                Profiled {
+                    data: Vec::new(),
+                    errors: vec!["this deployment serves no profiles".to_owned()],
+                }
+            })
+        });
+        Self::start_with_profiles(bind, provider, metrics, methods, none).await
+    }
+
+    /// Like [`StatusServer::start_with_methods`], and serves the profiles
+    /// that `profiles` collects at [`PROFILE_PATH`].
+    ///
+    /// # Errors
+    ///
+    /// [`StatusError::Bind`] if the address cannot be bound.
+    pub async fn start_with_profiles(
+        bind: SocketAddr,
+        provider: StatusProvider,
+        metrics: MetricsProvider,
+        methods: MethodsProvider,
+        profiles: ProfileProvider,
+    ) -> Result<Self, StatusError> {
         let bind_err = |source| StatusError::Bind { addr: bind, source };
         let listener = TcpListener::bind(bind).await.map_err(bind_err)?;
         let addr = listener.local_addr().map_err(bind_err)?;
@@ -100,6 +127,7 @@ impl StatusServer {
             status: provider,
             metrics,
             methods,
+            profiles,
         };
         let task = tokio::spawn(serve(listener, Arc::new(providers), stopped));
         debug!(%addr, "status server listening");
@@ -178,7 +206,15 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, provider: Arc<Providers
 
 async fn respond(req: &Request<Incoming>, provider: &Providers) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    if ![STATUS_PATH, PROMETHEUS_PATH, METRICS_PATH, METHODS_PATH].contains(&path) {
+    if ![
+        STATUS_PATH,
+        PROMETHEUS_PATH,
+        METRICS_PATH,
+        METHODS_PATH,
+        PROFILE_PATH,
+    ]
+    .contains(&path)
+    {
         return text(StatusCode::NOT_FOUND, "not found");
     }
     if req.method() != Method::GET {
@@ -186,6 +222,9 @@ async fn respond(req: &Request<Incoming>, provider: &Providers) -> Response<Full
         resp.headers_mut()
             .insert(ALLOW, hyper::header::HeaderValue::from_static("GET"));
         return resp;
+    }
+    if path == PROFILE_PATH {
+        return respond_profile(req.uri().query(), provider).await;
     }
     if path == PROMETHEUS_PATH {
         let snapshots = (provider.metrics)().await;
@@ -219,6 +258,45 @@ async fn respond(req: &Request<Incoming>, provider: &Providers) -> Response<Full
             text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the reply")
         }
     }
+}
+
+/// The profile `query` asks for: 200 with the gzipped pprof protobuf (and
+/// [`PARTIAL_HEADER`] naming the groups left out), 400 for a bad request,
+/// 502 if no group could be profiled.
+async fn respond_profile(query: Option<&str>, provider: &Providers) -> Response<Full<Bytes>> {
+    let checked = weaver_proto::profile::from_query(query)
+        .and_then(|req| weaver_proto::profile::validate(&req).map(|_| req));
+    let req = match checked {
+        Ok(req) => req,
+        Err(e) => return owned_text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let Profiled { data, errors } = (provider.profiles)(req).await;
+    if data.is_empty() {
+        let why = if errors.is_empty() {
+            "no profile data was collected".to_owned()
+        } else {
+            errors.join("\n")
+        };
+        return owned_text(StatusCode::BAD_GATEWAY, format!("{why}\n"));
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(data)));
+    let headers = resp.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/octet-stream"),
+    );
+    if !errors.is_empty()
+        && let Ok(v) = hyper::header::HeaderValue::from_str(&profile::header_value(&errors))
+    {
+        headers.insert(PARTIAL_HEADER, v);
+    }
+    resp
+}
+
+fn owned_text(code: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = code;
+    resp
 }
 
 fn text(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -246,3 +246,69 @@ async fn prometheus_page_shows_each_replica_or_their_sum() {
         .await
         .unwrap();
 }
+
+/// Answers every profile request with `data` and `errors`, recording the
+/// requested duration.
+fn profiles(data: &'static [u8], errors: &'static [&'static str]) -> ProfileProvider {
+    Arc::new(move |req| {
+        Box::pin(async move {
+            let mut errors: Vec<String> = errors.iter().map(|e| (*e).to_owned()).collect();
+            errors.push(format!("asked for {} ns", req.cpu_duration_ns));
+            Profiled {
+                data: data.to_vec(),
+                errors,
+            }
+        })
+    })
+}
+
+async fn start_profiles(p: ProfileProvider) -> StatusServer {
+    let none: MetricsProvider = Arc::new(|| Box::pin(async { Vec::new() }));
+    let no_methods: MethodsProvider = Arc::new(|_| Box::pin(async { Vec::new() }));
+    let calls = Arc::new(AtomicUsize::new(0));
+    StatusServer::start_with_profiles(loopback(), provider(hello(), calls), none, no_methods, p)
+        .await
+        .unwrap()
+}
+
+fn get(target: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+}
+
+#[tokio::test]
+async fn profiles_are_served_with_the_groups_left_out_in_a_header() {
+    let server = start_profiles(profiles(b"pprof-bytes", &["group b: busy\nnow"])).await;
+    let reply = exchange(server.addr(), &get("/debug/weaver/profile?seconds=1.5")).await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(
+        reply.contains("content-type: application/octet-stream\r\n"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("x-weaver-profile-errors: group b: busy?now; asked for 1500000000 ns\r\n"),
+        "{reply}"
+    );
+    assert!(reply.ends_with("\r\n\r\npprof-bytes"), "{reply}");
+
+    let reply = exchange(server.addr(), &get("/debug/weaver/profile?seconds=0")).await;
+    assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{reply}");
+    assert!(
+        reply.ends_with("\r\n\r\ninvalid zero duration for the CPU profile collection\n"),
+        "{reply}"
+    );
+    let reply = exchange(server.addr(), &get("/debug/weaver/profile?type=heap")).await;
+    assert!(reply.contains("heap profiles are not supported"), "{reply}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_profile_at_all_is_a_bad_gateway_with_every_reason() {
+    let server = start_profiles(profiles(b"", &["group a: gone"])).await;
+    let reply = exchange(server.addr(), &get("/debug/weaver/profile?seconds=1")).await;
+    assert!(reply.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{reply}");
+    assert!(
+        reply.ends_with("\r\n\r\ngroup a: gone\nasked for 1000000000 ns\n"),
+        "{reply}"
+    );
+    server.shutdown().await;
+}

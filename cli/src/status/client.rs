@@ -14,13 +14,13 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use serde::de::DeserializeOwned;
-use weaver_babysitter::{METRICS_PATH, Metric, STATUS_PATH, Status};
+use weaver_babysitter::{METRICS_PATH, Metric, PARTIAL_HEADER, STATUS_PATH, Status};
 
 /// The largest status reply accepted; a real one is a few KiB.
 const MAX_STATUS_BYTES: usize = 16 << 20;
 
 /// How much of an error reply's body goes into the error message.
-const MAX_ERROR_BODY: usize = 512;
+const MAX_ERROR_BODY: usize = 4096;
 
 /// An error fetching a [`Status`].
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +148,58 @@ pub(crate) async fn fetch_metrics(
         .unwrap_or(Err(FetchError::Timeout { addr, timeout }))
 }
 
+/// The largest profile accepted.
+const MAX_PROFILE_BYTES: usize = 256 << 20;
+
+/// A profile fetched from a status server (or a single process's
+/// endpoint).
+#[derive(Debug)]
+pub(crate) struct FetchedProfile {
+    /// The gzipped pprof protobuf.
+    pub(crate) data: Vec<u8>,
+    /// The groups left out and why, if the profile is partial.
+    pub(crate) partial: Option<String>,
+}
+
+/// Fetches `target` (the profile path with its query) from `addr`,
+/// giving up after `timeout`.
+///
+/// # Errors
+///
+/// As [`fetch_status`]; an error answer (e.g. no group could be profiled)
+/// is [`FetchError::HttpStatus`] with the reasons.
+///
+/// # Cancel safety
+///
+/// Dropping the future closes the connection, which stops the profile.
+pub(crate) async fn fetch_profile(
+    addr: SocketAddr,
+    target: &str,
+    timeout: Duration,
+) -> Result<FetchedProfile, FetchError> {
+    let get = async {
+        let (headers, data) = get(addr, target, MAX_PROFILE_BYTES).await?;
+        let partial = headers
+            .get(PARTIAL_HEADER)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        Ok(FetchedProfile { data, partial })
+    };
+    tokio::time::timeout(timeout, get)
+        .await
+        .unwrap_or(Err(FetchError::Timeout { addr, timeout }))
+}
+
 async fn fetch<T: DeserializeOwned>(addr: SocketAddr, path: &'static str) -> Result<T, FetchError> {
+    let (_, body) = get(addr, path, MAX_STATUS_BYTES).await?;
+    serde_json::from_slice(&body).map_err(|source| FetchError::Decode { addr, source })
+}
+
+/// GETs `target` from `addr`: the headers and body of a 200 answer.
+async fn get(
+    addr: SocketAddr,
+    target: &str,
+    limit: usize,
+) -> Result<(hyper::HeaderMap, Vec<u8>), FetchError> {
     let stream = TcpStream::connect(addr).await.map_err(|source| {
         if source.kind() == std::io::ErrorKind::ConnectionRefused {
             FetchError::Refused { addr }
@@ -165,13 +216,14 @@ async fn fetch<T: DeserializeOwned>(addr: SocketAddr, path: &'static str) -> Res
             debug!(%addr, error = %err, "status client connection failed");
         }
     }));
-    let req = Request::get(path)
+    let req = Request::get(target)
         .header(HOST, addr.to_string())
         .body(Empty::<Bytes>::new())
-        .expect("a static path and a socket address make a valid request");
+        .expect("our paths and a socket address make a valid request");
     let resp = sender.send_request(req).await.map_err(http)?;
     let code = resp.status();
-    let body = read_body(addr, resp.into_body(), MAX_STATUS_BYTES).await?;
+    let (parts, body) = resp.into_parts();
+    let body = read_body(addr, body, limit).await?;
     if code != StatusCode::OK {
         let end = body.len().min(MAX_ERROR_BODY);
         return Err(FetchError::HttpStatus {
@@ -180,7 +232,7 @@ async fn fetch<T: DeserializeOwned>(addr: SocketAddr, path: &'static str) -> Res
             body: String::from_utf8_lossy(&body[..end]).trim().to_owned(),
         });
     }
-    serde_json::from_slice(&body).map_err(|source| FetchError::Decode { addr, source })
+    Ok((parts.headers, body))
 }
 
 /// Reads a whole body, failing once it grows past `limit`.

@@ -654,3 +654,46 @@ async fn live_keeps_deployments_it_cannot_decide_on() {
     assert_eq!(registered_ids(&registry), ["busy", "alive"]);
     server.shutdown().await;
 }
+
+/// A status server whose profiles are `data`, with `errors` for the
+/// groups left out.
+async fn profile_server(data: &'static [u8], errors: &'static [&'static str]) -> StatusServer {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let metrics: weaver_babysitter::MetricsProvider = Arc::new(|| Box::pin(async { Vec::new() }));
+    let methods: weaver_babysitter::MethodsProvider = Arc::new(|_| Box::pin(async { Vec::new() }));
+    let profiles: weaver_babysitter::ProfileProvider = Arc::new(move |_| {
+        Box::pin(async move {
+            weaver_babysitter::Profiled {
+                data: data.to_vec(),
+                errors: errors.iter().map(|e| (*e).to_owned()).collect(),
+            }
+        })
+    });
+    let status = provider(deployments().remove(0), calls);
+    StatusServer::start_with_profiles(loopback(), status, metrics, methods, profiles)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_partial_profile_arrives_with_the_groups_left_out() {
+    let target = "/debug/weaver/profile?seconds=1&type=cpu";
+    let server = profile_server(b"\x1f\x8b-bytes", &["profile group b: busy"]).await;
+    let got = super::fetch_profile(server.addr(), target, TEST_TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(got.data, b"\x1f\x8b-bytes");
+    assert_eq!(got.partial.as_deref(), Some("profile group b: busy"));
+
+    let server = profile_server(b"", &["profile group a: gone", "profile group b: busy"]).await;
+    let err = super::fetch_profile(server.addr(), target, TEST_TIMEOUT)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the status server at {} answered HTTP 502: profile group a: gone\nprofile group b: busy",
+            server.addr()
+        )
+    );
+}

@@ -2,11 +2,14 @@
 //! the paths a babysitter's status server uses ([`METRICS_PATH`] as JSON,
 //! [`PROMETHEUS_PATH`] as Prometheus text), on an ephemeral loopback port
 //! announced in the run's registration, so `weaver single metrics` and a
-//! Prometheus scraper read it as they read a deployment's.
+//! Prometheus scraper read it as they read a deployment's; and a CPU
+//! profile of the process at [`PROFILE_PATH`] (`?seconds=N&type=cpu`), for
+//! `weaver single profile`.
 //!
 //! It is a deliberately small HTTP/1.1 server (one `GET` per connection,
 //! then close), so the `weaver` crate needs no HTTP stack by default. It
-//! serves only cheap, read-only pages, as a loopback port must.
+//! serves only read-only pages, as a loopback port must; the one costly
+//! one, the profile, runs once at a time (a second request is refused).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -15,7 +18,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use weaver_proto::metrics::{METRICS_PATH, Metric, PROMETHEUS_CONTENT_TYPE, PROMETHEUS_PATH};
+use weaver_proto::profile::PROFILE_PATH;
 
+use super::profile;
 use crate::metrics::{self, Origin};
 
 /// The longest request head read; longer ones get 431.
@@ -51,7 +56,10 @@ pub(crate) async fn start(origin: Origin) -> std::io::Result<SocketAddr> {
 
 async fn serve(mut stream: TcpStream, addr: SocketAddr, origin: Arc<Origin>) {
     let response = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
-        Ok(Ok(head)) => respond(&head, addr, &origin),
+        Ok(Ok(head)) => match profile_query(&head) {
+            Some(query) => respond_profile(query).await,
+            None => respond(&head, addr, &origin),
+        },
         Ok(Err(Refused::TooLong)) => Response::text(431, "Request Header Fields Too Large"),
         Ok(Err(Refused::Closed)) | Err(_) => return,
     };
@@ -156,7 +164,7 @@ fn respond(head: &str, addr: SocketAddr, origin: &Origin) -> Response {
         return Response::text(400, "Bad Request");
     }
     let path = target.split('?').next().unwrap_or_default();
-    if path != METRICS_PATH && path != PROMETHEUS_PATH {
+    if ![METRICS_PATH, PROMETHEUS_PATH, PROFILE_PATH].contains(&path) {
         return Response::text(404, "Not Found");
     }
     if method != "GET" {
@@ -177,6 +185,45 @@ fn respond(head: &str, addr: SocketAddr, origin: &Origin) -> Response {
         Err(error) => {
             tracing::warn!(%error, "cannot encode the metrics");
             Response::text(500, "Internal Server Error")
+        }
+    }
+}
+
+/// The query of a `GET` of [`PROFILE_PATH`]; `None` for any other
+/// request.
+fn profile_query(head: &str) -> Option<Option<&str>> {
+    let mut parts = head.lines().next()?.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if method != "GET" || !version.starts_with("HTTP/1.") {
+        return None;
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    (path == PROFILE_PATH).then_some(query)
+}
+
+/// Collects the profile `query` asks for: 200 with the gzipped pprof
+/// protobuf, 400 for a bad request, 409 while another profile runs.
+async fn respond_profile(query: Option<&str>) -> Response {
+    let collected = match weaver_proto::profile::from_query(query) {
+        Ok(req) => profile::collect(&req).await,
+        Err(e) => Err(e.into()),
+    };
+    match collected {
+        Ok(data) => Response::ok("application/octet-stream", data),
+        Err(e) => {
+            let (code, reason) = if e.is_bad_request() {
+                (400, "Bad Request")
+            } else if matches!(e, profile::ProfileError::Busy) {
+                (409, "Conflict")
+            } else {
+                (500, "Internal Server Error")
+            };
+            let mut r = Response::text(code, reason);
+            r.body = format!("{}\n", e.chain()).into_bytes();
+            r
         }
     }
 }
@@ -204,6 +251,7 @@ mod tests {
         assert_eq!(get("GET /debug/weaver/prometheus?x=1 HTTP/1.0"), 200);
         assert_eq!(get("GET /nope HTTP/1.1"), 404);
         assert_eq!(get("POST /debug/weaver/metrics HTTP/1.1"), 405);
+        assert_eq!(get("POST /debug/weaver/profile HTTP/1.1"), 405);
         assert_eq!(get("GET /debug/weaver/metrics"), 400);
         assert_eq!(get("GET /debug/weaver/metrics SPDY/3"), 400);
         assert_eq!(get(""), 400);
@@ -224,6 +272,30 @@ mod tests {
                 Some("n")
             );
         }
+    }
+
+    #[test]
+    fn only_a_get_of_the_profile_path_is_a_profile_request() {
+        let q = profile_query;
+        assert_eq!(q("GET /debug/weaver/profile HTTP/1.1"), Some(None));
+        assert_eq!(
+            q("GET /debug/weaver/profile?seconds=1 HTTP/1.1\r\nHost: x"),
+            Some(Some("seconds=1"))
+        );
+        assert_eq!(q("POST /debug/weaver/profile HTTP/1.1"), None);
+        assert_eq!(q("GET /debug/weaver/profiles HTTP/1.1"), None);
+        assert_eq!(q("GET /debug/weaver/profile"), None);
+    }
+
+    #[tokio::test]
+    async fn a_bad_profile_request_is_answered_400_with_the_reason() {
+        let r = respond_profile(Some("seconds=0&type=cpu")).await;
+        assert_eq!(r.code, 400);
+        assert_eq!(
+            String::from_utf8(r.body).unwrap(),
+            "invalid zero duration for the CPU profile collection\n"
+        );
+        assert_eq!(respond_profile(Some("type=heap")).await.code, 400);
     }
 
     #[test]

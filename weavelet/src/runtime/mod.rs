@@ -19,6 +19,7 @@ mod balancer;
 mod endpoint;
 mod instances;
 mod pipes;
+mod profile;
 mod remote;
 mod single;
 mod sink;

@@ -14,15 +14,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use weaver_proto::runtime::{
     ActivateComponentRequest, ComponentInfo, EnvelopeMsg, ExportListenerRequest, GetHealthReply,
-    GetListenerAddressRequest, GetLoadReply, HealthStatus, UpdateComponentsReply,
-    UpdateRoutingInfoReply, WeaveletArgs, WeaveletInfo, WeaveletMsg, envelope_msg, weavelet_msg,
+    GetListenerAddressRequest, GetLoadReply, GetProfileReply, GetProfileRequest, HealthStatus,
+    UpdateComponentsReply, UpdateRoutingInfoReply, WeaveletArgs, WeaveletInfo, WeaveletMsg,
+    envelope_msg, weavelet_msg,
 };
 use weaver_proto::{Conn, ConnError, Incoming, MAX_FRAME_LEN, PROTOCOL_VERSION};
 
 use super::balancer::{Balancer, Pool, Routing};
 use super::instances::Instances;
 use super::sink::PipeSink;
-use super::{Registry, Runtime, pipes};
+use super::{Registry, Runtime, pipes, profile};
 use crate::component::{Implementation, Instance, Main, Registration, Target};
 use crate::config::Section;
 use crate::logger::LogSink;
@@ -199,6 +200,20 @@ fn conn_error(e: ConnError) -> Error {
     }
 }
 
+/// Collects the profile `req` asks for and replies to request `id`.
+async fn reply_profile(conn: EnvConn, id: i64, req: GetProfileRequest) {
+    let _ = match profile::collect(&req).await {
+        Ok(data) => conn.reply(
+            id,
+            WeaveletMsg {
+                msg: Some(weavelet_msg::Msg::GetProfileReply(GetProfileReply { data })),
+                ..Default::default()
+            },
+        ),
+        Err(e) => conn.reply_error(id, e.chain()),
+    };
+}
+
 fn component_info(r: &Registration) -> ComponentInfo {
     ComponentInfo {
         name: r.name.to_string(),
@@ -299,6 +314,12 @@ impl Remote {
                     metrics::declare_all();
                     let reply = metrics::reply(metrics::global(), r.ack, &self.origin);
                     weavelet_msg::Msg::GetMetricsReply(reply)
+                }
+                Some(envelope_msg::Msg::GetProfileReq(r)) => {
+                    // Profiles take seconds: answer from a task of their
+                    // own, so health checks and routing are not held up.
+                    tokio::spawn(reply_profile(self.conn.clone(), id, r));
+                    continue;
                 }
                 other => {
                     if id > 0 {
