@@ -60,16 +60,7 @@ pub(crate) fn svg(title: &str, stacks: &[(Vec<String>, u64)]) -> String {
     } else {
         let scale = WIDTH / root.samples as f64;
         let bottom = height - 4.0 - ROW;
-        draw(
-            &mut out,
-            "all",
-            &root,
-            root.samples,
-            0.0,
-            bottom,
-            scale,
-            0,
-        );
+        draw(&mut out, "all", &root, root.samples, 0.0, bottom, scale, 0);
     }
     out.push_str("</svg>\n");
     out
@@ -140,9 +131,9 @@ fn draw(
 
 /// A warm colour that stays the same for a name.
 fn color(name: &str, depth: usize) -> String {
-    let h = name
-        .bytes()
-        .fold(depth as u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let h = name.bytes().fold(depth as u32, |h, b| {
+        h.wrapping_mul(31).wrapping_add(u32::from(b))
+    });
     let r = 200 + (h % 55);
     let g = 80 + ((h / 55) % 130);
     let b = (h / 7150) % 60;
@@ -246,7 +237,10 @@ mod tests {
             &stacks(&[(&["main", "big"], 1_000_000), (&["main", "tiny"], 1)]),
         );
         let f = frames(&svg);
-        assert!(f.iter().any(|(t, _, _)| t.starts_with("main (1000001 samples")));
+        assert!(
+            f.iter()
+                .any(|(t, _, _)| t.starts_with("main (1000001 samples"))
+        );
         assert!(!f.iter().any(|(t, _, _)| t.starts_with("tiny")), "{f:?}");
     }
 }

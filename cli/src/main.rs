@@ -9,7 +9,6 @@
 // A command-line tool prints its results on stdout.
 #![allow(clippy::print_stdout)]
 
-#[allow(dead_code)] // wired to `profile --format svg` with the profile command
 mod flame;
 mod metrics;
 mod multi;

@@ -169,7 +169,7 @@ pub(crate) async fn profile(
         Format::Svg => {
             let p = profile::decode(&data).context("the profile received is not valid")?;
             let title = format!("{} CPU profile ({duration:?})", target.app);
-            write(&target.app, ".svg", &flame_graph(&p, &title)?)?
+            write(&target.app, ".svg", &flame_graph(&p, &title))?
         }
     };
     let mut out = std::io::stdout().lock();
@@ -203,9 +203,9 @@ async fn with_spinner<T>(fut: impl Future<Output = T>, duration: Duration) -> T 
     out
 }
 
-/// `p`'s stacks in the folded format (`root;…;leaf count`, one line per
-/// distinct stack, sorted), counting each sample's first value.
-fn folded(p: &Profile) -> Vec<String> {
+/// `p`'s distinct stacks, root first, with their sample counts (each
+/// sample's first value), sorted.
+fn stacks(p: &Profile) -> Vec<(Vec<String>, u64)> {
     let name = |id: u64| {
         p.function
             .iter()
@@ -213,7 +213,7 @@ fn folded(p: &Profile) -> Vec<String> {
             .and_then(|f| p.string_table.get(usize::try_from(f.name).ok()?))
             .map_or("?", String::as_str)
     };
-    let mut stacks: BTreeMap<String, i64> = BTreeMap::new();
+    let mut stacks: BTreeMap<Vec<String>, i64> = BTreeMap::new();
     for s in &p.sample {
         let mut frames = Vec::new();
         // A sample lists its locations leaf first, and a location its
@@ -223,37 +223,23 @@ fn folded(p: &Profile) -> Vec<String> {
                 continue;
             };
             for line in loc.line.iter().rev() {
-                frames.push(name(line.function_id).replace(';', ":"));
+                frames.push(name(line.function_id).to_owned());
             }
         }
         if frames.is_empty() {
             frames.push("[unknown]".to_owned());
         }
-        *stacks.entry(frames.join(";")).or_default() += s.value.first().copied().unwrap_or(0);
+        *stacks.entry(frames).or_default() += s.value.first().copied().unwrap_or(0);
     }
     stacks
         .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(stack, n)| format!("{stack} {n}"))
+        .filter_map(|(stack, n)| Some((stack, u64::try_from(n).ok().filter(|n| *n > 0)?)))
         .collect()
 }
 
 /// The flame graph of `p`, as SVG.
-fn flame_graph(p: &Profile, title: &str) -> anyhow::Result<Vec<u8>> {
-    let lines = folded(p);
-    let mut options = inferno::flamegraph::Options::default();
-    title.clone_into(&mut options.title);
-    "samples".clone_into(&mut options.count_name);
-    let mut svg = Vec::new();
-    if lines.is_empty() {
-        // inferno refuses an empty profile; say so in the picture instead.
-        options.subtitle = Some("no samples were collected".to_owned());
-        inferno::flamegraph::from_lines(&mut options, ["[no samples] 1"], &mut svg)
-    } else {
-        inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)
-    }
-    .context("cannot draw the flame graph")?;
-    Ok(svg)
+fn flame_graph(p: &Profile, title: &str) -> Vec<u8> {
+    crate::flame::svg(title, &stacks(p)).into_bytes()
 }
 
 /// Writes `data` to a new `serviceweaver_<app>_cpu_profile_*<suffix>` in
@@ -401,20 +387,23 @@ mod tests {
 
     #[test]
     fn stacks_fold_root_first_with_inlined_frames_expanded() {
+        let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            folded(&two_stacks()),
-            ["app::main 1", "app::main;app::spin:x 6"]
+            stacks(&two_stacks()),
+            [
+                (owned(&["app::main"]), 1),
+                (owned(&["app::main", "app::spin;x"]), 6)
+            ]
         );
     }
 
     #[test]
     fn the_flame_graph_names_the_functions() {
-        let svg =
-            String::from_utf8(flame_graph(&two_stacks(), "app CPU profile").unwrap()).unwrap();
-        assert!(svg.starts_with("<?xml"), "{svg}");
-        assert!(svg.contains("app::spin:x"), "{svg}");
+        let svg = String::from_utf8(flame_graph(&two_stacks(), "app CPU profile")).unwrap();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(svg.contains("app::spin;x"), "{svg}");
         assert!(svg.contains("app CPU profile"), "{svg}");
-        let empty = String::from_utf8(flame_graph(&Profile::default(), "t").unwrap()).unwrap();
-        assert!(empty.contains("no samples were collected"), "{empty}");
+        let empty = String::from_utf8(flame_graph(&Profile::default(), "t")).unwrap();
+        assert!(empty.contains("no samples"), "{empty}");
     }
 }
