@@ -125,6 +125,28 @@ impl System {
         System::TokioPp,
     ];
 
+    /// How a weaver system's deployment differs from plain `weaver`;
+    /// `None` for the others.
+    fn variant(self) -> Option<Variant> {
+        let plain = Variant::default();
+        match self {
+            System::Weaver => Some(plain),
+            System::WeaverOff => Some(Variant {
+                env: &["WEAVER_METHOD_METRICS=off"],
+                ..plain
+            }),
+            System::WeaverTcp => Some(Variant {
+                multi: "transport = \"tcp\"\n",
+                ..plain
+            }),
+            System::WeaverCt => Some(Variant {
+                env: &["ECHO_RT=current_thread"],
+                ..plain
+            }),
+            _ => None,
+        }
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             System::Weaver => "weaver",
@@ -279,53 +301,11 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
                 n += 1;
                 let started = Instant::now();
                 let out = tmp.join(format!("{}-{n}.json", sys.name()));
-                let sample = match sys {
-                    System::Weaver => run_weaver(
-                        &weaver,
-                        &echo,
-                        &tmp,
-                        &out,
-                        &o.spec,
-                        pinned,
-                        Variant::default(),
-                    ),
-                    System::WeaverOff => run_weaver(
-                        &weaver,
-                        &echo,
-                        &tmp,
-                        &out,
-                        &o.spec,
-                        pinned,
-                        Variant {
-                            env: &["WEAVER_METHOD_METRICS=off"],
-                            ..Variant::default()
-                        },
-                    ),
-                    System::WeaverTcp => run_weaver(
-                        &weaver,
-                        &echo,
-                        &tmp,
-                        &out,
-                        &o.spec,
-                        pinned,
-                        Variant {
-                            multi: "transport = \"tcp\"\n",
-                            ..Variant::default()
-                        },
-                    ),
-                    System::WeaverCt => run_weaver(
-                        &weaver,
-                        &echo,
-                        &tmp,
-                        &out,
-                        &o.spec,
-                        pinned,
-                        Variant {
-                            env: &["ECHO_RT=current_thread"],
-                            ..Variant::default()
-                        },
-                    ),
-                    _ => run_self(&exe, sys, &out, &o.spec, pinned),
+                let sample = match sys.variant() {
+                    Some(variant) => {
+                        run_weaver(&weaver, &echo, &tmp, &out, &o.spec, pinned, variant)
+                    }
+                    None => run_self(&exe, sys, &out, &o.spec, pinned),
                 }
                 .with_context(|| format!("{} ({})", sys.name(), pin_name(pinned)))?;
                 let f = |v: Option<f64>, digits: usize| {

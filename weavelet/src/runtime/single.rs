@@ -27,11 +27,14 @@ pub(crate) struct Single {
 }
 
 /// Pretty-prints entries to stderr, as Service Weaver does for `go run`.
-struct StderrSink {
+pub(super) struct StderrSink {
     app: String,
     deployment: String,
     node: String,
     printer: Mutex<PrettyPrinter>,
+    /// Through `eprintln!`, which the test harness captures (for the test
+    /// runners), rather than straight to the stderr file.
+    captured: bool,
 }
 
 pub(super) async fn run<M, F, Fut>(f: F) -> Result<()>
@@ -56,12 +59,7 @@ impl Single {
         Registry::get()?;
         let app = config.app.clone().unwrap_or_else(default_app_name);
         let deployment = uuid::Uuid::new_v4().to_string();
-        let sink = Arc::new(StderrSink {
-            app,
-            node: deployment.clone(),
-            deployment,
-            printer: Mutex::new(PrettyPrinter::new(color_stderr())),
-        });
+        let sink = Arc::new(StderrSink::new(app, deployment, color_stderr(), false));
         let announcer = Announcer::new(&sink.app, &sink.deployment);
         Ok(Arc::new_cyclic(|this| Single {
             this: this.clone(),
@@ -147,6 +145,20 @@ impl Runtime for Single {
     }
 }
 
+impl StderrSink {
+    /// A sink for a run of `app` as deployment `deployment` (also its node
+    /// id), in colour if `color`, through the print macros if `captured`.
+    pub(super) fn new(app: String, deployment: String, color: bool, captured: bool) -> Self {
+        StderrSink {
+            app,
+            node: deployment.clone(),
+            deployment,
+            printer: Mutex::new(PrettyPrinter::new(color)),
+            captured,
+        }
+    }
+}
+
 impl LogSink for StderrSink {
     fn log(&self, mut entry: LogEntry) {
         entry.app.clone_from(&self.app);
@@ -157,7 +169,14 @@ impl LogSink for StderrSink {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .format(&entry);
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        if self.captured {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("{line}");
+            }
+        } else {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
     }
 }
 

@@ -3,17 +3,15 @@
 //! real serialization and RPC stack to itself (rpc).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use tokio::sync::OnceCell;
-use weaver_proto::logging::PrettyPrinter;
-use weaver_proto::runtime::LogEntry;
 
 use super::balancer::{Balancer, Pool};
 use super::instances::Instances;
+use super::single::StderrSink;
 use super::{Registry, Runtime};
 use crate::component::{Instance, Registration, Target, Transport};
 use crate::config::{Section, SingleConfig};
@@ -43,7 +41,9 @@ pub(crate) struct TestRuntime {
     /// Components replaced by fakes, by name.
     fakes: HashMap<&'static str, Instance>,
     instances: Instances,
-    sink: Arc<TestSink>,
+    /// Prints entries as a one-process run does, where the test harness
+    /// captures them (shown for failing tests, or with `--nocapture`).
+    sink: Arc<StderrSink>,
     /// The address of the test process's RPC server, started on first
     /// use (rpc: every component; multi: those asked for with `get_impl`).
     server: OnceCell<PathBuf>,
@@ -53,15 +53,6 @@ pub(crate) struct TestRuntime {
     pool: Arc<Pool>,
     /// The directory of the RPC socket, removed when the test ends.
     socket_dir: PathBuf,
-}
-
-/// Prints entries the way a single-process run does, through `eprintln!`
-/// so that the test harness captures them (shown for failing tests, or
-/// with `--nocapture`).
-struct TestSink {
-    app: String,
-    deployment: String,
-    printer: Mutex<PrettyPrinter>,
 }
 
 /// Serves every component of the test over RPC.
@@ -93,11 +84,7 @@ impl TestRuntime {
             config,
             fakes,
             instances: Instances::default(),
-            sink: Arc::new(TestSink {
-                app,
-                deployment,
-                printer: Mutex::new(PrettyPrinter::new(false)),
-            }),
+            sink: Arc::new(StderrSink::new(app, deployment, false, true)),
             server: OnceCell::new(),
             rpc: OnceCell::new(),
             pool: Arc::default(),
@@ -310,26 +297,6 @@ impl Transport for Loopback {
             }
             self.conn.call(key, ctx, &args).await
         })
-    }
-}
-
-impl LogSink for TestSink {
-    fn log(&self, mut entry: LogEntry) {
-        entry.app.clone_from(&self.app);
-        entry.version.clone_from(&self.deployment);
-        entry.node.clone_from(&self.deployment);
-        let line = self
-            .printer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .format(&entry);
-        // Not `std::io::stderr()`: the test harness captures only the
-        // print macros.
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("{line}");
-        }
-        let _ = std::io::stderr().flush();
     }
 }
 
