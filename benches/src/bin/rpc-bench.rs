@@ -256,13 +256,7 @@ fn orchestrate(o: Options) -> anyhow::Result<()> {
     let weaver = dir.join("weaver");
     let echo = o.echo.clone().unwrap_or_else(|| dir.join("echo"));
     for b in [&weaver, &echo] {
-        if o.systems.iter().any(|s| {
-            matches!(
-                s,
-                System::Weaver | System::WeaverOff | System::WeaverTcp | System::WeaverCt
-            )
-        }) && !b.exists()
-        {
+        if o.systems.iter().any(|s| s.variant().is_some()) && !b.exists() {
             bail!(
                 "{} is missing; build with: cargo build --release -p weaver-cli -p weaver-integration --bins",
                 b.display()
