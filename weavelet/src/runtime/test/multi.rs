@@ -220,9 +220,10 @@ impl Deployer {
             )));
         }
         for e in &replicas {
-            e.update_components(group.components.clone())
-                .await
-                .map_err(|err| Error::remote(format!("group {}: {err}", group.name)))?;
+            if let Err(err) = e.update_components(group.components.clone()).await {
+                stop(&replicas).await;
+                return Err(Error::remote(format!("group {}: {err}", group.name)));
+            }
         }
         Ok(replicas)
     }
