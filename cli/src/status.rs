@@ -21,7 +21,9 @@ use std::io::Write as _;
 
 use weaver_babysitter::Status;
 
-pub(crate) use client::fetch_metrics;
+pub(crate) use client::{
+    FetchError, fetch_methods, fetch_metrics, fetch_prometheus, fetch_status, fetch_summed_metrics,
+};
 pub(crate) use live::{live, process_exists};
 pub(crate) use render::{STYLE, color_enabled, short_component, short_id};
 
