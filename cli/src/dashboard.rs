@@ -1,9 +1,13 @@
-//! `weaver multi dashboard`: a web page an operator leaves open.
+//! `weaver multi dashboard` and `weaver single dashboard`: a web page an
+//! operator leaves open.
 //!
 //! A small HTTP server in the CLI process. On every request it reads the
 //! [`Registry`] of live deployments, asks their babysitters' status servers
 //! for status, per-method statistics and metrics, or reads the log store,
-//! and renders a page on the server. Every page is self-contained: inline
+//! and renders a page on the server. For `single`, it reads the
+//! single-process runs' registrations and asks each run for its metrics
+//! (methods show totals only; such runs print their logs on their own
+//! stdout, so there is no logs page). Every page is self-contained: inline
 //! style sheet, a few lines of inline script for live updates, the traffic
 //! graph as inline SVG; the `Content-Security-Policy` header forbids loading
 //! anything from elsewhere. It binds loopback unless `--host` says otherwise.
@@ -16,6 +20,7 @@
 
 mod graph;
 mod html;
+mod methods;
 mod pages;
 #[cfg(test)]
 mod tests;
@@ -42,7 +47,8 @@ use weaver_babysitter::{Registration, Registry, Status, data_dir};
 use weaver_proto::runtime::LogEntry;
 
 use self::html::Page;
-use crate::{Outcome, status};
+use self::pages::Tool;
+use crate::{Outcome, single, status};
 
 /// How long a status server gets to answer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,12 +62,28 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'un
 
 /// The dashboard's sources and settings, shared by every connection.
 struct Dashboard {
-    /// The tool the navbar names (`weaver multi`).
-    tool: &'static str,
+    /// Whose runs it shows.
+    tool: Tool,
     /// Where live deployments are registered.
-    registry: Registry,
+    source: Source,
     /// The log store.
     logs_dir: PathBuf,
+}
+
+/// Where the runs are registered.
+enum Source {
+    /// `weaver multi`'s registry of babysitters.
+    Multi(Registry),
+    /// The registry directory of single-process runs.
+    Single(PathBuf),
+}
+
+/// A live run: its status and where its metrics are served.
+struct Live {
+    status: Status,
+    /// The babysitter's status server (multi) or the process's metrics
+    /// endpoint (single); none if the run serves no metrics.
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// A rendered reply.
@@ -74,7 +96,7 @@ struct Reply {
 /// Where a deployment id led.
 enum Found {
     /// A live deployment and its status.
-    Live(Box<Status>),
+    Live(Box<Live>),
     /// A deployment that ran here and ended.
     Ended {
         /// Its app, if known.
@@ -89,12 +111,38 @@ enum Found {
 /// # Errors
 ///
 /// If the address cannot be bound or the data directory is unusable.
-pub(crate) fn run(host: &str, port: u16) -> anyhow::Result<Outcome> {
-    let dashboard = Arc::new(Dashboard {
-        tool: "weaver multi",
-        registry: Registry::open_default()?,
-        logs_dir: data_dir()?.join("logs"),
-    });
+pub(crate) fn run_multi(host: &str, port: u16) -> anyhow::Result<Outcome> {
+    run(
+        Dashboard {
+            tool: Tool::Multi,
+            source: Source::Multi(Registry::open_default()?),
+            logs_dir: data_dir()?.join("logs"),
+        },
+        host,
+        port,
+    )
+}
+
+/// Runs `weaver single dashboard` until ctrl-c.
+///
+/// # Errors
+///
+/// As [`run_multi`].
+pub(crate) fn run_single(host: &str, port: u16) -> anyhow::Result<Outcome> {
+    let data = data_dir()?;
+    run(
+        Dashboard {
+            tool: Tool::Single,
+            source: Source::Single(weaver_proto::single::registry_dir(&data)),
+            logs_dir: data.join("logs"),
+        },
+        host,
+        port,
+    )
+}
+
+fn run(dashboard: Dashboard, host: &str, port: u16) -> anyhow::Result<Outcome> {
+    let dashboard = Arc::new(dashboard);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -185,13 +233,21 @@ impl Dashboard {
                 let summed = query.get("replicas").is_some_and(|r| r == "sum");
                 self.prometheus(id, summed).await
             }
-            "/logs" => {
+            "/logs" if self.tool == Tool::Multi => {
                 let q = query.get("q").map_or("", String::as_str);
                 self.logs(id, q).await
             }
-            _ => self.page(StatusCode::NOT_FOUND, "Not found", None, 0, {
-                pages::problem("Not found", &format!("no page at {}", req.uri().path()))
-            }),
+            path => {
+                let body = pages::problem("Not found", &format!("no page at {path}"));
+                self.page(StatusCode::NOT_FOUND, "Not found", None, 0, body)
+            }
+        }
+    }
+
+    fn tool_name(&self) -> &'static str {
+        match self.tool {
+            Tool::Multi => "weaver multi",
+            Tool::Single => "weaver single",
         }
     }
 
@@ -205,8 +261,9 @@ impl Dashboard {
     ) -> Reply {
         let page = Page {
             title,
-            tool: self.tool,
+            tool: self.tool_name(),
             deployment,
+            logs: self.tool == Tool::Multi,
             refresh_secs,
             body,
         };
@@ -214,85 +271,151 @@ impl Dashboard {
     }
 
     async fn index(&self) -> Reply {
-        let live = match status::live(&self.registry, FETCH_TIMEOUT).await {
-            Ok(live) => live,
-            Err(e) => {
-                let msg = format!("{:#}", anyhow::Error::new(e));
+        let runs = match self.list().await {
+            Ok(runs) => runs,
+            Err(msg) => {
                 let body = pages::problem("Cannot read the registry", &msg);
                 return self.page(StatusCode::INTERNAL_SERVER_ERROR, "Error", None, 0, body);
             }
         };
-        let rows: Vec<pages::Row<'_>> = live
+        let rows: Vec<pages::Row<'_>> = runs
             .iter()
-            .map(|d| pages::Row {
-                app: &d.registration.app,
-                id: &d.registration.deployment_id,
-                status: d.status.as_ref().map_err(|e| error_text(e)),
+            .map(|(app, id, status)| pages::Row {
+                app,
+                id,
+                status: status.as_ref().map_err(Clone::clone),
             })
             .collect();
-        let body = pages::index(&rows, crate::now_micros());
-        let title = format!("{} Dashboard", self.tool);
+        let body = pages::index(&rows, self.tool, crate::now_micros());
+        let title = format!("{} Dashboard", self.tool_name());
         self.page(StatusCode::OK, &title, None, 5, body)
     }
 
+    /// Every live run: (app, id, status or why it could not be fetched).
+    async fn list(&self) -> Result<Vec<(String, String, Result<Status, String>)>, String> {
+        match &self.source {
+            Source::Multi(registry) => {
+                let live = status::live(registry, FETCH_TIMEOUT)
+                    .await
+                    .map_err(|e| error_text(&e))?;
+                Ok(live
+                    .into_iter()
+                    .map(|d| {
+                        let r = d.registration;
+                        (r.app, r.deployment_id, d.status.map_err(|e| error_text(&e)))
+                    })
+                    .collect())
+            }
+            Source::Single(dir) => {
+                let mut runs: Vec<_> = single::live_registrations(dir)
+                    .into_iter()
+                    .map(|r| {
+                        (
+                            r.app.clone(),
+                            r.deployment_id.clone(),
+                            Ok(single::to_status(r)),
+                        )
+                    })
+                    .collect();
+                runs.sort_by_key(|(_, _, s)| s.as_ref().map_or(0, |s| s.submitted_at));
+                Ok(runs)
+            }
+        }
+    }
+
     async fn deployment(&self, id: Option<&str>) -> Reply {
-        let s = match self.find(id).await {
-            Ok(Found::Live(s)) => s,
-            Ok(Found::Ended { why, .. }) => return self.ended(id.unwrap_or(""), &why),
+        let live = match self.live(id).await {
+            Ok(live) => live,
             Err(reply) => return reply,
         };
-        let (methods, metrics) = tokio::join!(
-            status::fetch_methods(s.status_addr, FETCH_TIMEOUT),
-            status::fetch_summed_metrics(s.status_addr, FETCH_TIMEOUT),
-        );
-        let extra = pages::Extra {
-            methods: methods.map_err(|e| error_text(&e)),
-            metrics: metrics.map_err(|e| error_text(&e)),
-        };
-        let body = pages::deployment(&s, &extra, crate::now_micros());
+        let extra = self.extra(&live).await;
+        let s = &live.status;
+        let body = pages::deployment(s, &extra, self.tool, crate::now_micros());
         let title = format!("{} - Status", s.app);
         self.page(StatusCode::OK, &title, Some(&s.deployment_id), 5, body)
     }
 
+    /// The method statistics and summed metrics of `live`.
+    async fn extra(&self, live: &Live) -> pages::Extra {
+        let Some(addr) = live.metrics_addr else {
+            let none = "the run serves no metrics".to_owned();
+            return pages::Extra {
+                methods: Err(none.clone()),
+                metrics: Err(none),
+            };
+        };
+        if self.tool == Tool::Single {
+            let metrics = status::fetch_metrics(addr, FETCH_TIMEOUT)
+                .await
+                .map_err(|e| error_text(&e));
+            return pages::Extra {
+                methods: metrics
+                    .as_ref()
+                    .map(|m| methods::totals(m))
+                    .map_err(Clone::clone),
+                metrics,
+            };
+        }
+        let (methods, metrics) = tokio::join!(
+            status::fetch_methods(addr, FETCH_TIMEOUT),
+            status::fetch_summed_metrics(addr, FETCH_TIMEOUT),
+        );
+        pages::Extra {
+            methods: methods.map_err(|e| error_text(&e)),
+            metrics: metrics.map_err(|e| error_text(&e)),
+        }
+    }
+
     async fn metrics(&self, id: Option<&str>) -> Reply {
-        let s = match self.find(id).await {
-            Ok(Found::Live(s)) => s,
-            Ok(Found::Ended { why, .. }) => return self.ended(id.unwrap_or(""), &why),
+        let live = match self.live(id).await {
+            Ok(live) => live,
             Err(reply) => return reply,
         };
+        let s = &live.status;
         let title = format!("{} - Metrics", s.app);
-        match status::fetch_summed_metrics(s.status_addr, FETCH_TIMEOUT).await {
+        let fetched = match live.metrics_addr {
+            None => return self.no_metrics(s),
+            // A single run is one process: nothing to sum.
+            Some(addr) if self.tool == Tool::Single => {
+                status::fetch_metrics(addr, FETCH_TIMEOUT).await
+            }
+            Some(addr) => status::fetch_summed_metrics(addr, FETCH_TIMEOUT).await,
+        };
+        match fetched {
             Ok(metrics) => {
-                let body = pages::metrics(&s, &metrics);
+                let body = pages::metrics(s, &metrics);
                 self.page(StatusCode::OK, &title, Some(&s.deployment_id), 10, body)
             }
-            Err(e) => self.unavailable(&s, &e),
+            Err(e) => self.unavailable(s, &e),
         }
     }
 
     async fn prometheus(&self, id: Option<&str>, summed: bool) -> Reply {
-        let s = match self.find(id).await {
-            Ok(Found::Live(s)) => s,
-            Ok(Found::Ended { why, .. }) => return self.ended(id.unwrap_or(""), &why),
+        let live = match self.live(id).await {
+            Ok(live) => live,
             Err(reply) => return reply,
         };
-        match status::fetch_prometheus(s.status_addr, summed, FETCH_TIMEOUT).await {
+        let Some(addr) = live.metrics_addr else {
+            return self.no_metrics(&live.status);
+        };
+        let summed = summed && self.tool == Tool::Multi;
+        match status::fetch_prometheus(addr, summed, FETCH_TIMEOUT).await {
             Ok(text) => Reply {
                 code: StatusCode::OK,
                 content_type: weaver_proto::metrics::PROMETHEUS_CONTENT_TYPE,
                 body: text,
             },
-            Err(e) => self.unavailable(&s, &e),
+            Err(e) => self.unavailable(&live.status, &e),
         }
     }
 
     async fn logs(&self, id: Option<&str>, q: &str) -> Reply {
         let (app, live) = match self.find(id).await {
-            Ok(Found::Live(s)) => (s.app, true),
+            Ok(Found::Live(l)) => (l.status.app, true),
             Ok(Found::Ended { app, .. }) => (app, false),
             Err(reply) => return reply,
         };
-        let id = id.unwrap_or("");
+        let id = id.unwrap_or("").trim();
         let title = format!("{app} - Logs");
         let (entries, matched, code) = match self.read_logs(id, q).await {
             Ok((entries, matched)) => (Ok(entries), matched, StatusCode::OK),
@@ -337,8 +460,21 @@ impl Dashboard {
         });
         match read.await {
             Ok(Ok(read)) => Ok(read),
-            Ok(Err(e)) => Err(format!("cannot read the logs: {:#}", anyhow::Error::new(e))),
+            Ok(Err(e)) => Err(format!("cannot read the logs: {}", error_text(&e))),
             Err(e) => Err(format!("cannot read the logs: {e}")),
+        }
+    }
+
+    /// The live run the `id` parameter names.
+    ///
+    /// # Errors
+    ///
+    /// The reply to send instead: see [`Dashboard::find`], and 410 for a run
+    /// that ended.
+    async fn live(&self, id: Option<&str>) -> Result<Live, Reply> {
+        match self.find(id).await? {
+            Found::Live(live) => Ok(*live),
+            Found::Ended { why, .. } => Err(self.ended(id.unwrap_or("").trim(), &why)),
         }
     }
 
@@ -356,19 +492,12 @@ impl Dashboard {
         if id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             return Err(self.bad_request(format!("invalid deployment id {id:?}")));
         }
-        let registered = match self.registry.list() {
-            Ok(list) => list.into_iter().find(|r| r.deployment_id == id),
-            Err(e) => {
-                let msg = format!("{:#}", anyhow::Error::new(e));
-                return Err(
-                    self.page(StatusCode::INTERNAL_SERVER_ERROR, "Error", None, 0, {
-                        pages::problem("Cannot read the registry", &msg)
-                    }),
-                );
-            }
+        let found = match &self.source {
+            Source::Multi(registry) => self.find_multi(registry, id).await?,
+            Source::Single(dir) => find_single(dir, id),
         };
-        match registered {
-            Some(r) => self.check(r).await,
+        match found {
+            Some(found) => Ok(found),
             None => match self.app_in_logs(id) {
                 Some(app) => Ok(Found::Ended {
                     app,
@@ -376,6 +505,21 @@ impl Dashboard {
                 }),
                 None => Err(self.bad_request(format!("unknown deployment id {id:?}"))),
             },
+        }
+    }
+
+    /// Deployment `id` in `registry`, if registered.
+    async fn find_multi(&self, registry: &Registry, id: &str) -> Result<Option<Found>, Reply> {
+        let registered = match registry.list() {
+            Ok(list) => list.into_iter().find(|r| r.deployment_id == id),
+            Err(e) => {
+                let body = pages::problem("Cannot read the registry", &error_text(&e));
+                return Err(self.page(StatusCode::INTERNAL_SERVER_ERROR, "Error", None, 0, body));
+            }
+        };
+        match registered {
+            Some(r) => self.check(r).await.map(Some),
+            None => Ok(None),
         }
     }
 
@@ -389,7 +533,10 @@ impl Dashboard {
             return Ok(ended("its babysitter process is gone"));
         }
         match status::fetch_status(r.status_addr, FETCH_TIMEOUT).await {
-            Ok(s) if s.deployment_id == r.deployment_id => Ok(Found::Live(Box::new(s))),
+            Ok(s) if s.deployment_id == r.deployment_id => Ok(Found::Live(Box::new(Live {
+                metrics_addr: Some(s.status_addr),
+                status: s,
+            }))),
             Ok(_) => Ok(ended("its status address now serves another deployment")),
             Err(e) if e.is_refused() => Ok(ended("its babysitter no longer answers")),
             Err(e) => {
@@ -425,14 +572,25 @@ impl Dashboard {
     }
 
     fn ended(&self, id: &str, why: &str) -> Reply {
-        let body = pages::ended(id, why);
+        let body = pages::ended(id, why, self.tool);
         self.page(StatusCode::GONE, "Deployment ended", None, 0, body)
+    }
+
+    fn no_metrics(&self, s: &Status) -> Reply {
+        let body = pages::problem("No metrics", "the run serves no metrics");
+        self.page(
+            StatusCode::OK,
+            "No metrics",
+            Some(&s.deployment_id),
+            0,
+            body,
+        )
     }
 
     /// A live deployment stopped answering between two requests.
     fn unavailable(&self, s: &Status, e: &status::FetchError) -> Reply {
         if e.is_refused() {
-            return self.ended(&s.deployment_id, "its babysitter no longer answers");
+            return self.ended(&s.deployment_id, "it no longer answers");
         }
         let body = pages::problem("Deployment not answering", &error_text(e));
         self.page(
@@ -443,6 +601,24 @@ impl Dashboard {
             body,
         )
     }
+}
+
+/// Single-process run `id` in registry directory `dir`, if registered.
+fn find_single(dir: &std::path::Path, id: &str) -> Option<Found> {
+    let path = weaver_proto::single::registration_path(dir, id);
+    let bytes = std::fs::read(path).ok()?;
+    let r: weaver_proto::single::Registration = serde_json::from_slice(&bytes).ok()?;
+    if status::process_exists(r.pid) == Some(false) {
+        return Some(Found::Ended {
+            app: r.app,
+            why: "its process is gone".into(),
+        });
+    }
+    let metrics_addr = r.metrics_addr.as_deref().and_then(|a| a.parse().ok());
+    Some(Found::Live(Box::new(Live {
+        status: single::to_status(r),
+        metrics_addr,
+    })))
 }
 
 // === impl Reply ===

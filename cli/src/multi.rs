@@ -123,7 +123,7 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
             format,
             system,
         } => logs(query.as_deref(), follow, format, system),
-        Command::Dashboard { host, port } => dashboard::run(&host, port),
+        Command::Dashboard { host, port } => dashboard::run_multi(&host, port),
         Command::Purge { force } => purge(force),
         Command::Version => {
             println!("{}", crate::version());

@@ -19,11 +19,16 @@ struct Dashboard {
 }
 
 impl Dashboard {
-    /// Starts the dashboard on data directory `data`, and reads its address
-    /// from the line it prints on stderr.
+    /// Starts `weaver multi dashboard` on data directory `data`, and reads
+    /// its address from the line it prints on stderr.
     async fn start(data: &Path) -> anyhow::Result<Dashboard> {
+        Self::start_tool(data, "multi").await
+    }
+
+    /// Starts `weaver <tool> dashboard` on data directory `data`.
+    async fn start_tool(data: &Path, tool: &str) -> anyhow::Result<Dashboard> {
         let mut child = Command::new(&bins().weaver)
-            .args(["multi", "dashboard", "--port", "0"])
+            .args([tool, "dashboard", "--port", "0"])
             .env("WEAVER_DATA_DIR", data)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -425,5 +430,76 @@ async fn dashboard_in_headless_chromium() -> anyhow::Result<()> {
         let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         assert!(len > 1000, "no screenshot of {name} at {}", file.display());
     }
+    Ok(())
+}
+
+/// Runs hello directly (one process) with data directory `data`; returns
+/// the child and its listener's address, read off its log on stderr.
+async fn run_hello_directly(data: &Path) -> anyhow::Result<(Child, String)> {
+    let mut app = Command::new(bins().bin("hello"))
+        .env("WEAVER_DATA_DIR", data)
+        .env_remove("SERVICEWEAVER_CONFIG")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut err = BufReader::new(app.stderr.take().context("stderr")?).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(DEADLINE, err.next_line())
+            .await??
+            .context("hello exited before it listened")?;
+        if let Some(a) = line.split("address=\"").nth(1) {
+            break a.trim_end_matches('"').to_string();
+        }
+    };
+    // Keep reading stderr so the app never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = err.next_line().await {} });
+    Ok((app, addr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_dashboard_shows_a_run_of_hello() -> anyhow::Result<()> {
+    const N: usize = 3;
+    let data = TempDir::new("dashboard-single")?;
+    let (mut app, listener) = run_hello_directly(data.path()).await?;
+    let pid = app.id().context("hello's pid")?;
+    for i in 0..N {
+        let (code, body) = http_get(&listener, &format!("/hello?name=one{i}")).await?;
+        assert_eq!(code, 200, "{body}");
+    }
+    let dash = Dashboard::start_tool(data.path(), "single").await?;
+    let (code, index) = dash.get("/").await?;
+    assert_eq!(code, 200, "{index}");
+    let rows = elements(&index, "tr", "deployment");
+    assert_eq!(rows.len(), 1, "{index}");
+    let id = rows[0]["data-id"].clone();
+    assert!(index.contains("weaver single dashboard"), "{index}");
+
+    // One process hosts every component; Main's calls are local.
+    let pids: ComponentPids = ["weaver::Main", "hello::Reverser"]
+        .into_iter()
+        .map(|c| (c.to_owned(), BTreeSet::from([pid])))
+        .collect();
+    let link = format!("/deployment?id={id}");
+    let page = eventually(&dash, &link, |p| {
+        check_deployment_page(p, &listener, &pids, N)
+    })
+    .await?;
+    assert!(
+        !page.contains("/logs?id="),
+        "no logs page for single: {page}"
+    );
+    assert_eq!(external_references(&page), Vec::<String>::new(), "{page}");
+    let (code, metrics) = dash.get(&format!("/metrics?id={id}")).await?;
+    assert_eq!(code, 200, "{metrics}");
+    assert!(
+        metrics.contains("data-metric=\"hello_reversals_total\""),
+        "{metrics}"
+    );
+
+    app.kill().await?;
+    app.wait().await?;
+    let (code, ended) = dash.get(&link).await?;
+    assert_eq!(code, 410, "{ended}");
+    assert!(ended.contains("has ended"), "{ended}");
     Ok(())
 }

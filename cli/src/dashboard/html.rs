@@ -99,6 +99,8 @@ pub(crate) struct Page<'a> {
     pub(crate) tool: &'a str,
     /// The deployment the page is about, for the navbar's links.
     pub(crate) deployment: Option<&'a str>,
+    /// Whether the navbar links to the deployment's logs.
+    pub(crate) logs: bool,
     /// Re-fetch the page every this many seconds (0: never).
     pub(crate) refresh_secs: u32,
     /// The content of `<main>`.
@@ -125,8 +127,12 @@ impl Page<'_> {
             let _ = write!(
                 out,
                 "<span class=\"links\"><a href=\"/deployment?id={id}\">Deployment</a>\
-                 <a href=\"/metrics?id={id}\">Metrics</a><a href=\"/logs?id={id}\">Logs</a></span>"
+                 <a href=\"/metrics?id={id}\">Metrics</a>"
             );
+            if self.logs {
+                let _ = write!(out, "<a href=\"/logs?id={id}\">Logs</a>");
+            }
+            out.push_str("</span>");
         }
         let refresh = if self.refresh_secs > 0 {
             self.refresh_secs.to_string()

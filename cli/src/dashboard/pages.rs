@@ -14,6 +14,15 @@ use super::graph;
 use super::html::{age, bytes, copy_button, escape, millis, query_value};
 use crate::status::{short_component, short_id};
 
+/// Which deployer's runs a dashboard shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tool {
+    /// `weaver multi`: babysitters in the registry.
+    Multi,
+    /// `weaver single`: single-process runs.
+    Single,
+}
+
 /// One deployment on the index page.
 pub(crate) struct Row<'a> {
     /// Its app.
@@ -34,12 +43,17 @@ pub(crate) struct Extra {
 }
 
 /// `/`: every live deployment.
-pub(crate) fn index(rows: &[Row<'_>], now_micros: i64) -> String {
+pub(crate) fn index(rows: &[Row<'_>], tool: Tool, now_micros: i64) -> String {
     let mut out = String::from("<h1>Deployments</h1><section class=\"card\" id=\"deployments\">");
     if rows.is_empty() {
-        out.push_str(
+        let start = match tool {
+            Tool::Multi => "weaver multi deploy weaver.toml",
+            Tool::Single => "weaver single deploy weaver.toml",
+        };
+        let _ = write!(
+            out,
             "<p class=\"empty\" id=\"no-deployments\">No deployments are running. \
-             Start one with <code>weaver multi deploy weaver.toml</code>.</p></section>",
+             Start one with <code>{start}</code>.</p></section>"
         );
         return out;
     }
@@ -83,14 +97,14 @@ pub(crate) fn index(rows: &[Row<'_>], now_micros: i64) -> String {
 }
 
 /// `/deployment`: summary, commands, components, methods and traffic.
-pub(crate) fn deployment(s: &Status, extra: &Extra, now_micros: i64) -> String {
+pub(crate) fn deployment(s: &Status, extra: &Extra, tool: Tool, now_micros: i64) -> String {
     let mut out = format!(
         "<h1 id=\"title\">{} <span class=\"muted mono\">{}</span></h1>",
         escape(&s.app),
         escape(short_id(&s.deployment_id))
     );
-    summary(&mut out, s, now_micros);
-    commands(&mut out, s);
+    summary(&mut out, s, tool, now_micros);
+    commands(&mut out, s, tool);
     components(&mut out, s);
     out.push_str("<details class=\"card\" id=\"methods\" open><summary>Methods</summary>");
     match &extra.methods {
@@ -115,21 +129,26 @@ pub(crate) fn deployment(s: &Status, extra: &Extra, now_micros: i64) -> String {
     out
 }
 
-fn summary(out: &mut String, s: &Status, now_micros: i64) {
+fn summary(out: &mut String, s: &Status, tool: Tool, now_micros: i64) {
     let _ = write!(
         out,
         "<details class=\"card\" id=\"summary\" open><summary>Summary</summary><table>\
          <tr><th>App</th><td id=\"app\">{}</td></tr>\
          <tr><th>Deployment</th><td class=\"mono\" id=\"deployment-id\">{}</td></tr>\
          <tr><th>Started</th><td>{}</td></tr>\
-         <tr><th>Age</th><td id=\"age\">{}</td></tr>\
-         <tr><th>Status server</th><td class=\"mono\">{}</td></tr>",
+         <tr><th>Age</th><td id=\"age\">{}</td></tr>",
         escape(&s.app),
         escape(&s.deployment_id),
         escape(&rfc3339_micros(s.submitted_at)),
         age(since(s.submitted_at, now_micros)),
-        s.status_addr,
     );
+    if tool == Tool::Multi {
+        let _ = write!(
+            out,
+            "<tr><th>Status server</th><td class=\"mono\">{}</td></tr>",
+            s.status_addr
+        );
+    }
     let mut listeners: Vec<_> = s.listeners.iter().collect();
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
     for l in listeners {
@@ -144,21 +163,31 @@ fn summary(out: &mut String, s: &Status, now_micros: i64) {
     out.push_str("</table></details>");
 }
 
-fn commands(out: &mut String, s: &Status) {
+fn commands(out: &mut String, s: &Status, tool: Tool) {
     let filter = format!("full_version == {:?}", s.deployment_id);
-    let commands = [
-        ("status", "weaver multi status".to_owned()),
-        ("metrics", "weaver multi metrics".to_owned()),
-        ("cat logs", format!("weaver multi logs '{filter}'")),
-        (
-            "follow logs",
-            format!("weaver multi logs --follow '{filter}'"),
-        ),
-        (
-            "prometheus",
-            format!("curl http://{}/debug/weaver/prometheus", s.status_addr),
-        ),
-    ];
+    let commands = match tool {
+        Tool::Multi => vec![
+            ("status", "weaver multi status".to_owned()),
+            ("metrics", "weaver multi metrics".to_owned()),
+            ("cat logs", format!("weaver multi logs '{filter}'")),
+            (
+                "follow logs",
+                format!("weaver multi logs --follow '{filter}'"),
+            ),
+            (
+                "prometheus",
+                format!("curl http://{}/debug/weaver/prometheus", s.status_addr),
+            ),
+        ],
+        Tool::Single => vec![
+            ("status", "weaver single status".to_owned()),
+            ("metrics", "weaver single metrics".to_owned()),
+            (
+                "prometheus",
+                "weaver single metrics --format=prometheus".to_owned(),
+            ),
+        ],
+    };
     out.push_str("<details class=\"card\" id=\"commands\"><summary>Commands</summary><table>");
     for (what, cmd) in commands {
         let _ = write!(
@@ -263,10 +292,16 @@ fn method_row(out: &mut String, m: &MethodStats) {
     ];
     for (field, cell) in fields {
         for (window, w) in windows {
+            // A window of no length is one the source does not keep (a
+            // single-process run keeps totals only).
+            let text = if w.seconds == 0.0 {
+                "-".to_owned()
+            } else {
+                cell(w)
+            };
             let _ = write!(
                 out,
-                "<td class=\"num\" data-field=\"{field}\" data-window=\"{window}\">{}</td>",
-                cell(w)
+                "<td class=\"num\" data-field=\"{field}\" data-window=\"{window}\">{text}</td>"
             );
         }
     }
@@ -478,15 +513,20 @@ fn attrs(e: &LogEntry) -> String {
 }
 
 /// The page of a deployment that is no longer running.
-pub(crate) fn ended(id: &str, why: &str) -> String {
+pub(crate) fn ended(id: &str, why: &str, tool: Tool) -> String {
+    let logs = match tool {
+        Tool::Multi => format!(
+            "Its logs are kept: <a href=\"/logs?id={}\">logs</a>. ",
+            query_value(id)
+        ),
+        Tool::Single => String::new(),
+    };
     format!(
         "<h1>Deployment ended</h1><section class=\"card\" id=\"ended\">\
          <p>Deployment <code>{}</code> has ended: {}.</p>\
-         <p>Its logs are kept: <a href=\"/logs?id={}\">logs</a>. \
-         <a href=\"/\">All deployments</a>.</p></section>",
+         <p>{logs}<a href=\"/\">All deployments</a>.</p></section>",
         escape(id),
         escape(why),
-        query_value(id),
     )
 }
 

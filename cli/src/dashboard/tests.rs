@@ -125,7 +125,7 @@ fn the_deployment_page_shows_components_methods_and_listeners() {
         }]),
         metrics: Err("connection refused".into()),
     };
-    let page = pages::deployment(&status(), &extra, 66_000_000);
+    let page = pages::deployment(&status(), &extra, pages::Tool::Multi, 66_000_000);
     assert!(
         page.contains("<td class=\"mono address\">127.0.0.1:12345</td>"),
         "{page}"
@@ -163,10 +163,10 @@ fn pages_escape_what_they_show() {
         id: &s.deployment_id,
         status: Ok(&s),
     }];
-    let page = pages::index(&rows, 0);
+    let page = pages::index(&rows, pages::Tool::Multi, 0);
     assert!(!page.contains("<script>"), "{page}");
     assert!(page.contains("&lt;script&gt;"), "{page}");
-    assert!(pages::index(&[], 0).contains("id=\"no-deployments\""));
+    assert!(pages::index(&[], pages::Tool::Single, 0).contains("id=\"no-deployments\""));
 }
 
 #[test]
@@ -184,6 +184,7 @@ fn the_frame_loads_nothing_from_elsewhere() {
         title: "t",
         tool: "weaver multi",
         deployment: Some("abc"),
+        logs: true,
         refresh_secs: 5,
         body: String::new(),
     }
