@@ -164,6 +164,29 @@ async fn hello(n: usize) -> anyhow::Result<(Deployment, String, String, Componen
 
 type ComponentPids = BTreeMap<String, BTreeSet<u32>>;
 
+/// A shop deployment in `beside`'s data directory, after remote and local
+/// calls.
+async fn shop(beside: &Deployment) -> anyhow::Result<Deployment> {
+    let extra = "colocate = [[\"shop::Pricing\", \"shop::Inventory\"]]\n\
+                 [\"shop::Pricing\"]\ncurrency = \"EUR\"\nmarkup_percent = 10\n";
+    let d = Deployment::start_in(
+        &config("shop", &bins().bin("shop"), extra),
+        beside.data.clone(),
+    )
+    .await?;
+    d.ready().await?;
+    let addr = d.listener("shop").await?;
+    for path in [
+        "/cache/put?key=k&value=v",
+        "/cache/get?key=k",
+        "/price?item=apple",
+    ] {
+        let (code, body) = http_get(&addr, path).await?;
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    Ok(d)
+}
+
 /// Fetches `path` until `ready` accepts the page.
 async fn eventually(
     dash: &Dashboard,
@@ -407,10 +430,31 @@ async fn dashboard_in_headless_chromium() -> anyhow::Result<()> {
     );
     assert!(dom.contains("<svg class=\"traffic\""), "{dom}");
 
+    // A shop deployment beside it: `/` lists both apps, and both links work.
+    let shop = shop(&d).await?;
+    let shop_id = shop.id().context("shop's deployment id")?;
     let index = chromium(profile.path(), &["--dump-dom", &dash.url("/")]).await?;
     let rows = elements(&index, "tr", "deployment");
-    assert_eq!(rows.len(), 1, "{index}");
-    assert_eq!(rows[0]["data-id"], id);
+    let listed: BTreeMap<&str, &str> = rows
+        .iter()
+        .map(|r| (r["data-app"].as_str(), r["data-id"].as_str()))
+        .collect();
+    let want = BTreeMap::from([("hello", id.as_str()), ("shop", shop_id.as_str())]);
+    assert_eq!(listed, want, "{index}");
+    for id in [&id, &shop_id] {
+        let link = format!("/deployment?id={id}");
+        assert!(index.contains(&format!("href=\"{link}\"")), "{index}");
+        let (code, page) = dash.get(&link).await?;
+        assert_eq!(code, 200, "{page}");
+    }
+    // Shop's components call each other: its graph has edges.
+    let shop_link = format!("/deployment?id={shop_id}");
+    eventually(&dash, &shop_link, |p| {
+        Ok(!elements(p, "g", "edge").is_empty())
+    })
+    .await?;
+    let dom = chromium(profile.path(), &["--dump-dom", &dash.url(&shop_link)]).await?;
+    assert!(!elements(&dom, "g", "edge").is_empty(), "{dom}");
 
     let filter = encode("msg == \"reversing\"");
     for (name, path) in [
@@ -418,6 +462,7 @@ async fn dashboard_in_headless_chromium() -> anyhow::Result<()> {
         ("deployment", link.clone()),
         ("metrics", format!("/metrics?id={id}")),
         ("logs", format!("/logs?id={id}&q={filter}")),
+        ("shop", shop_link.clone()),
     ] {
         let file = screenshot(name);
         let _ = std::fs::remove_file(&file);

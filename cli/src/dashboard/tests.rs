@@ -5,7 +5,7 @@ use weaver_babysitter::{
     Status,
 };
 
-use super::{graph, html, pages, parse_query};
+use super::{graph, html, methods, pages, parse_query};
 
 fn status() -> Status {
     let replica = |pid, id: &str| ReplicaStatus {
@@ -198,4 +198,42 @@ fn the_frame_loads_nothing_from_elsewhere() {
         "{page}"
     );
     assert!(page.contains("<main data-refresh=\"5\">"));
+}
+
+#[test]
+fn single_runs_get_method_totals_from_their_metrics() {
+    let mut latency = count("weaver::Main", "hello::Reverser", 400.0);
+    latency.name = "serviceweaver_method_latency_micros".into();
+    latency.kind = MetricKind::Histogram;
+    latency.bounds = vec![100.0, 200.0];
+    latency.counts = vec![1, 3, 0];
+    let metrics = [count("weaver::Main", "hello::Reverser", 4.0), latency];
+    let totals = methods::totals(&metrics);
+    assert_eq!(totals.len(), 1);
+    let t = &totals[0];
+    assert_eq!(
+        (t.component.as_str(), t.method.as_str()),
+        ("hello::Reverser", "reverse")
+    );
+    assert_eq!((t.total.calls, t.total.mean_latency_micros), (4, 100.0));
+    // Rank 2 of 4 lies a third into the (100, 200] bucket.
+    assert!(
+        (t.total.p50_micros - 100.0 - 100.0 / 3.0).abs() < 1e-9,
+        "{t:?}"
+    );
+    // No minute or hour: those cells read "-".
+    let extra = pages::Extra {
+        methods: Ok(totals),
+        metrics: Ok(metrics.to_vec()),
+    };
+    let page = pages::deployment(&status(), &extra, pages::Tool::Single, 0);
+    assert!(
+        page.contains("data-field=\"calls\" data-window=\"minute\">-<"),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-field=\"calls\" data-window=\"total\">4<"),
+        "{page}"
+    );
+    assert!(page.contains("weaver single status"), "{page}");
 }
