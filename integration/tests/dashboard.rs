@@ -548,3 +548,112 @@ async fn single_dashboard_shows_a_run_of_hello() -> anyhow::Result<()> {
     assert!(ended.contains("has ended"), "{ended}");
     Ok(())
 }
+
+/// A loopback HTTP relay in front of the dashboard that holds every
+/// request after the first for `path` until `release` is notified, and
+/// notifies `served` once the first has been answered: the browser's first
+/// load sees the live page, its refreshes wait for the test.
+async fn relay(
+    to: String,
+    path: String,
+    release: std::sync::Arc<tokio::sync::Notify>,
+    served: std::sync::Arc<tokio::sync::Notify>,
+) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (to, path, release) = (to.clone(), path.clone(), release.clone());
+            let served = served.clone();
+            let (seen, released) = (seen.clone(), released.clone());
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&req).into_owned();
+                let target = text.split(' ').nth(1).unwrap_or("").to_owned();
+                let first =
+                    target == path && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+                if target == path && !first && !released.load(std::sync::atomic::Ordering::SeqCst) {
+                    release.notified().await;
+                    released.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                // One request per connection, so the reply ends at EOF.
+                let (status, body) = match http_get(&to, &target).await {
+                    Ok(reply) => reply,
+                    Err(_) => return,
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: text/html; charset=utf-8\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(body.as_bytes()).await;
+                let _ = conn.shutdown().await;
+                if first {
+                    served.notify_one();
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_left_open_in_chromium_says_when_its_deployment_ends() -> anyhow::Result<()> {
+    let (d, id, _, _) = hello(1).await?;
+    let dash = Dashboard::start(d.data.path()).await?;
+    let profile = TempDir::new("dashboard-chromium-open")?;
+    let path = format!("/deployment?id={id}");
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let served = std::sync::Arc::new(tokio::sync::Notify::new());
+    let relay = relay(
+        dash.addr.clone(),
+        path.clone(),
+        release.clone(),
+        served.clone(),
+    )
+    .await?;
+    // The page re-fetches itself every 5 s of (virtual) time; the relay holds
+    // that refresh until the deployment is dead.
+    let browser = {
+        let (profile, url) = (profile.path().to_owned(), format!("http://{relay}{path}"));
+        tokio::spawn(async move {
+            chromium(
+                &profile,
+                &["--virtual-time-budget=7000", "--dump-dom", &url],
+            )
+            .await
+        })
+    };
+    tokio::time::timeout(DEADLINE, served.notified())
+        .await
+        .context("chromium never loaded the page")?;
+    let kids = d.children();
+    d.signal(Signal::SIGKILL);
+    for k in &kids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*k as i32), Signal::SIGKILL);
+    }
+    let mut all = kids.clone();
+    all.push(d.pid());
+    wait_gone(&all, DEADLINE).await?;
+    release.notify_one();
+    let dom = browser.await??;
+    // The page was swapped by its script (data-updates) for the ended page.
+    assert!(
+        dom.contains("data-updates=\""),
+        "the page never refreshed:\n{dom}"
+    );
+    assert!(dom.contains("has ended"), "{dom}");
+    assert!(!dom.contains("class=\"component\""), "{dom}");
+    Ok(())
+}

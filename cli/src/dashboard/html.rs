@@ -74,11 +74,13 @@ document.addEventListener('click', function (e) {
       if (!next) return;
       var keep = follow ? follow.checked : null;
       main.innerHTML = next.innerHTML;
+      main.setAttribute('data-updates', String(Number(main.getAttribute('data-updates') || 0) + 1));
       main.setAttribute('data-refresh', next.getAttribute('data-refresh') || '');
       var f = document.getElementById('follow');
       if (f && keep !== null) f.checked = keep;
       if (!next.getAttribute('data-refresh')) every = 0;
     }).catch(function () {
+      if (document.getElementById('dashboard-gone')) return;
       main.insertAdjacentHTML('afterbegin',
         '<p class="error" id="dashboard-gone">The dashboard does not answer.</p>');
     });
