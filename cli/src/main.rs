@@ -9,6 +9,7 @@
 // A command-line tool prints its results on stdout.
 #![allow(clippy::print_stdout)]
 
+mod dashboard;
 mod flame;
 mod metrics;
 mod multi;

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use tokio::signal::unix::{SignalKind, signal};
 use weaver_babysitter::{Config, Deployment, Options, Registry, data_dir};
 
-use crate::{Outcome, UsageError, metrics, profile, status};
+use crate::{Outcome, UsageError, dashboard, metrics, profile, status};
 
 /// How long in-flight requests get to finish at teardown.
 const GRACE: Duration = Duration::from_secs(5);
@@ -98,6 +98,20 @@ pub(crate) enum Command {
     /// browser. A group that cannot be profiled is left out, with a
     /// "Partial profile data received" note on stderr.
     Profile(profile::Args),
+    /// Serve a web dashboard of the deployments running on this machine.
+    ///
+    /// Prints `Dashboard available at: http://ADDR` on stderr and serves
+    /// until ctrl-c: live deployments, each one's components, methods,
+    /// traffic graph, metrics and logs. Every page is self-contained (no
+    /// request leaves the machine).
+    Dashboard {
+        /// The host to listen on (loopback by default).
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// The port to listen on (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Delete the logs and registrations of finished deployments.
     Purge {
         /// Do not ask for confirmation.
@@ -120,6 +134,7 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
             system,
         } => logs(query.as_deref(), follow, format, system),
         Command::Profile(args) => profile(&args),
+        Command::Dashboard { host, port } => dashboard::run_multi(&host, port),
         Command::Purge { force } => purge(force),
         Command::Version => {
             println!("{}", crate::version());

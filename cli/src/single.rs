@@ -80,6 +80,19 @@ pub(crate) enum Command {
     /// written to $TMPDIR and its path printed. Open it with `go tool
     /// pprof -http=: <file>`, `pprof -http=: <file>` or speedscope.
     Profile(profile::Args),
+    /// Serve a web dashboard of the applications running as one process.
+    ///
+    /// Prints `Dashboard available at: http://ADDR` on stderr and serves
+    /// until ctrl-c: each run's components, listeners, method totals,
+    /// traffic graph and metrics. Every page is self-contained.
+    Dashboard {
+        /// The host to listen on (loopback by default).
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// The port to listen on (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Print the weaver version.
     Version,
 }
@@ -138,6 +151,7 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
             runtime.block_on(profile::profile(&target, req, args.format))?;
             Ok(Outcome::Ok)
         }
+        Command::Dashboard { host, port } => crate::dashboard::run_single(&host, port),
         Command::Version => {
             println!("{}", crate::version());
             Ok(Outcome::Ok)
@@ -146,7 +160,7 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<Outcome> {
 }
 
 /// The registrations of live processes; removes those of dead ones.
-fn live_registrations(dir: &Path) -> Vec<Registration> {
+pub(crate) fn live_registrations(dir: &Path) -> Vec<Registration> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -191,7 +205,7 @@ fn source(r: Registration) -> Option<metrics::Source> {
     })
 }
 
-fn to_status(r: Registration) -> Status {
+pub(crate) fn to_status(r: Registration) -> Status {
     // The process is the run's one weavelet; its log entries name the
     // deployment id as their node.
     let replica = ReplicaStatus {

@@ -21,7 +21,10 @@ use std::io::Write as _;
 
 use weaver_babysitter::Status;
 
-pub(crate) use client::{FetchedProfile, fetch_metrics, fetch_profile};
+pub(crate) use client::{
+    FetchError, FetchedProfile, fetch_methods, fetch_metrics, fetch_profile, fetch_prometheus,
+    fetch_status, fetch_summed_metrics,
+};
 pub(crate) use live::{live, process_exists};
 pub(crate) use render::{STYLE, color_enabled, short_component, short_id};
 

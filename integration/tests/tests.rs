@@ -2,6 +2,7 @@
 //!
 //! One test binary (see STYLE.md): modules are prefixed by area.
 
+mod dashboard;
 mod deps;
 mod examples;
 mod hygiene;

@@ -14,10 +14,19 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use serde::de::DeserializeOwned;
-use weaver_babysitter::{METRICS_PATH, Metric, PARTIAL_HEADER, STATUS_PATH, Status};
+use weaver_babysitter::{
+    METHODS_PATH, METRICS_PATH, MethodStats, Metric, PARTIAL_HEADER, PROMETHEUS_PATH, STATUS_PATH,
+    Status,
+};
 
 /// The largest status reply accepted; a real one is a few KiB.
 const MAX_STATUS_BYTES: usize = 16 << 20;
+
+/// [`METRICS_PATH`] with the series summed over replicas.
+const SUMMED_METRICS_PATH: &str = "/debug/weaver/metrics?replicas=sum";
+
+/// [`PROMETHEUS_PATH`] with the series summed over replicas.
+const SUMMED_PROMETHEUS_PATH: &str = "/debug/weaver/prometheus?replicas=sum";
 
 /// How much of an error reply's body goes into the error message.
 const MAX_ERROR_BODY: usize = 4096;
@@ -189,9 +198,71 @@ pub(crate) async fn fetch_profile(
         .unwrap_or(Err(FetchError::Timeout { addr, timeout }))
 }
 
+/// Fetches the per-method statistics (summed over replicas and callers)
+/// from the deployment whose status server listens at `addr`, giving up
+/// after `timeout`.
+///
+/// # Errors
+///
+/// As [`fetch_status`].
+pub(crate) async fn fetch_methods(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Vec<MethodStats>, FetchError> {
+    tokio::time::timeout(timeout, fetch(addr, METHODS_PATH))
+        .await
+        .unwrap_or(Err(FetchError::Timeout { addr, timeout }))
+}
+
 async fn fetch<T: DeserializeOwned>(addr: SocketAddr, path: &'static str) -> Result<T, FetchError> {
     let (_, body) = get(addr, path, MAX_STATUS_BYTES).await?;
     serde_json::from_slice(&body).map_err(|source| FetchError::Decode { addr, source })
+}
+
+/// Fetches the metrics summed over replicas (`?replicas=sum`) from the
+/// deployment whose status server listens at `addr`, giving up after
+/// `timeout`.
+///
+/// # Errors
+///
+/// As [`fetch_status`].
+pub(crate) async fn fetch_summed_metrics(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Vec<Metric>, FetchError> {
+    tokio::time::timeout(timeout, fetch(addr, SUMMED_METRICS_PATH))
+        .await
+        .unwrap_or(Err(FetchError::Timeout { addr, timeout }))
+}
+
+/// Fetches the Prometheus text from the deployment whose status server
+/// listens at `addr`, summed over replicas if `summed`, giving up after
+/// `timeout`.
+///
+/// # Errors
+///
+/// As [`fetch_status`], but for decoding: the text is passed on as it is
+/// (invalid UTF-8 replaced).
+pub(crate) async fn fetch_prometheus(
+    addr: SocketAddr,
+    summed: bool,
+    timeout: Duration,
+) -> Result<String, FetchError> {
+    let path = if summed {
+        SUMMED_PROMETHEUS_PATH
+    } else {
+        PROMETHEUS_PATH
+    };
+    let fetched = tokio::time::timeout(timeout, fetch_bytes(addr, path)).await;
+    let bytes = fetched.unwrap_or(Err(FetchError::Timeout { addr, timeout }))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// GETs `path` from `addr`: the body of a 200 answer.
+async fn fetch_bytes(addr: SocketAddr, path: &'static str) -> Result<Vec<u8>, FetchError> {
+    get(addr, path, MAX_STATUS_BYTES)
+        .await
+        .map(|(_, body)| body)
 }
 
 /// GETs `target` from `addr`: the headers and body of a 200 answer.
