@@ -46,6 +46,10 @@ pub struct Status {
     /// Every listener exported so far.
     #[serde(default)]
     pub listeners: Vec<ListenerStatus>,
+    /// The component config sections of `weaver.toml`, by component, as
+    /// TOML text.
+    #[serde(default)]
+    pub sections: std::collections::BTreeMap<String, String>,
 }
 
 /// One component of a deployment.
@@ -67,6 +71,13 @@ pub struct ReplicaStatus {
     pub pid: u32,
     /// The weavelet id (a UUID).
     pub weavelet_id: String,
+    /// Which replica of its group it is (0-based); a restarted replica
+    /// keeps its index.
+    #[serde(default)]
+    pub index: u32,
+    /// How many times this replica was restarted after dying.
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// One listener of a deployment.

@@ -211,6 +211,8 @@ pub(crate) fn to_status(r: Registration) -> Status {
     let replica = ReplicaStatus {
         pid: r.pid,
         weavelet_id: r.deployment_id.clone(),
+        index: 0,
+        restarts: 0,
     };
     Status {
         components: r
@@ -231,5 +233,6 @@ pub(crate) fn to_status(r: Registration) -> Status {
         deployment_id: r.deployment_id,
         submitted_at: r.started_at,
         status_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        sections: Default::default(),
     }
 }

@@ -28,6 +28,8 @@ fn replica(pid: u32, weavelet_id: &str) -> ReplicaStatus {
     ReplicaStatus {
         pid,
         weavelet_id: weavelet_id.to_owned(),
+        index: 0,
+        restarts: 0,
     }
 }
 
@@ -53,6 +55,7 @@ fn status(status_addr: SocketAddr) -> Status {
             name: "hello".into(),
             address: "127.0.0.1:12345".into(),
         }],
+        sections: Default::default(),
     }
 }
 
@@ -163,7 +166,8 @@ async fn multi_status_json_is_the_documented_document() {
           "replicas": [
             {{
               "pid": 301,
-              "weavelet_id": "cccccccc-3"
+              "weavelet_id": "cccccccc-3",
+              "restarts": 0
             }}
           ]
         }},
@@ -173,11 +177,13 @@ async fn multi_status_json_is_the_documented_document() {
           "replicas": [
             {{
               "pid": 201,
-              "weavelet_id": "aaaaaaaa-1"
+              "weavelet_id": "aaaaaaaa-1",
+              "restarts": 0
             }},
             {{
               "pid": 202,
-              "weavelet_id": "bbbbbbbb-2"
+              "weavelet_id": "bbbbbbbb-2",
+              "restarts": 0
             }}
           ]
         }}
@@ -233,7 +239,8 @@ async fn single_status_json_lists_runs_as_deployments() {
           "replicas": [
             {{
               "pid": {pid},
-              "weavelet_id": "{SINGLE_ID}"
+              "weavelet_id": "{SINGLE_ID}",
+              "restarts": 0
             }}
           ]
         }},
@@ -243,7 +250,8 @@ async fn single_status_json_lists_runs_as_deployments() {
           "replicas": [
             {{
               "pid": {pid},
-              "weavelet_id": "{SINGLE_ID}"
+              "weavelet_id": "{SINGLE_ID}",
+              "restarts": 0
             }}
           ]
         }}

@@ -56,6 +56,9 @@ pub struct ReplicaStatus {
     pub pid: u32,
     /// Its full weavelet id.
     pub weavelet_id: String,
+    /// How many times it was restarted.
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// One listener.

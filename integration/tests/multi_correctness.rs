@@ -61,6 +61,7 @@ async fn a_replica_that_crashes_on_every_request_is_restarted_not_a_crash_loop()
         })
         .await?;
     assert!(pid_alive(d.pid()), "the babysitter gave up");
+
     assert!(
         !d.stdout
             .all()
@@ -72,6 +73,31 @@ async fn a_replica_that_crashes_on_every_request_is_restarted_not_a_crash_loop()
     // Once restarted, the Audit serves ordinary calls again.
     let (status, body) = http_get(&addr, "/deposit?account=bob&amount=7").await?;
     assert_eq!((status, body.as_str()), (200, "7"));
+    // The status counts the restarts per replica: once both replicas are
+    // back, their counts add up to the restarts the babysitter logged.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        every.tick().await;
+        let logged = d
+            .stdout
+            .all()
+            .iter()
+            .filter(|l| l.contains("of group bank::Audit restarted"))
+            .count() as u32;
+        let status = d.status().await?;
+        let audit = status.component("bank::Audit").map(|c| c.replicas.clone());
+        let replicas = audit.unwrap_or_default();
+        let counted: u32 = replicas.iter().map(|r| r.restarts).sum();
+        if replicas.len() == 2 && counted == logged {
+            assert!(counted >= 4, "{status:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "restarts counted {counted}, logged {logged}: {status:?}"
+        );
+    }
     Ok(())
 }
 

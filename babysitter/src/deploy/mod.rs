@@ -708,6 +708,14 @@ impl Shared {
     }
 
     /// The deployment's status.
+    /// Counts a restart of replica `index` of `group`, for the status.
+    pub(crate) fn count_restart(&self, group: &str, index: u32) {
+        let mut st = self.lock_state();
+        if let Some(g) = st.groups.get_mut(group) {
+            *g.restarts.entry(index).or_default() += 1;
+        }
+    }
+
     pub(crate) fn status(&self) -> Status {
         let st = self.lock_state();
         let components = st
@@ -724,6 +732,8 @@ impl Shared {
                             .map(|r| ReplicaStatus {
                                 pid: r.pid,
                                 weavelet_id: r.weavelet_id.clone(),
+                                index: r.index,
+                                restarts: g.restarts.get(&r.index).copied().unwrap_or(0),
                             })
                             .collect()
                     })
@@ -755,6 +765,7 @@ impl Shared {
                 .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), StatusServer::addr),
             components,
             listeners,
+            sections: self.config.sections().clone(),
         }
     }
 
@@ -843,5 +854,6 @@ fn gone_status() -> Status {
         status_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         components: Vec::new(),
         listeners: Vec::new(),
+        sections: Default::default(),
     }
 }

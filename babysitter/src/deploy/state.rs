@@ -41,6 +41,8 @@ pub(crate) struct Group {
     pub(crate) version: u64,
     /// Set once the group's first replicas are up.
     pub(crate) start: Arc<OnceCell<()>>,
+    /// Restarts so far, by replica index.
+    pub(crate) restarts: BTreeMap<u32, u32>,
 }
 
 /// One live replica.

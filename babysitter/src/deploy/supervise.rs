@@ -132,6 +132,7 @@ async fn restart(
         }
         match shared.start_replica(group, index, true).await {
             Ok(env) => {
+                shared.count_restart(group, index);
                 shared.system_log(
                     "info",
                     &format!(

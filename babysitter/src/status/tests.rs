@@ -32,12 +32,15 @@ fn hello() -> Status {
             replicas: vec![ReplicaStatus {
                 pid: 695136,
                 weavelet_id: "d0c0ffee-4444".into(),
+                index: 0,
+                restarts: 0,
             }],
         }],
         listeners: vec![ListenerStatus {
             name: "hello".into(),
             address: "127.0.0.1:12345".into(),
         }],
+        sections: Default::default(),
     }
 }
 

@@ -104,6 +104,7 @@ pub(crate) fn deployment(s: &Status, extra: &Extra, tool: Tool, now_micros: i64)
         escape(short_id(&s.deployment_id))
     );
     summary(&mut out, s, tool, now_micros);
+    config(&mut out, s);
     commands(&mut out, s, tool);
     components(&mut out, s);
     out.push_str("<details class=\"card\" id=\"methods\" open><summary>Methods</summary>");
@@ -200,11 +201,29 @@ fn commands(out: &mut String, s: &Status, tool: Tool) {
     out.push_str("</table></details>");
 }
 
+/// The component sections of the config, as written (closed, as in Go).
+fn config(out: &mut String, s: &Status) {
+    if s.sections.is_empty() {
+        return;
+    }
+    out.push_str("<details class=\"card\" id=\"config\"><summary>Config</summary>");
+    for (component, text) in &s.sections {
+        let _ = write!(
+            out,
+            "<div class=\"section\" data-section=\"{c}\"><code>[\"{c}\"]</code>\
+             <pre class=\"mono\">{t}</pre></div>",
+            c = escape(component),
+            t = escape(text.trim_end()),
+        );
+    }
+    out.push_str("</details>");
+}
+
 fn components(out: &mut String, s: &Status) {
     out.push_str(
         "<details class=\"card\" id=\"components\" open><summary>Components</summary>\
          <table><thead><tr><th>Component</th><th>Group</th><th class=\"num\">Replicas</th>\
-         <th>PIDs</th><th>Weavelet IDs</th></tr></thead><tbody>",
+         <th>PIDs</th><th>Weavelet IDs</th><th class=\"num\">Restarts</th></tr></thead><tbody>",
     );
     let mut components: Vec<_> = s.components.iter().collect();
     components.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
@@ -213,12 +232,15 @@ fn components(out: &mut String, s: &Status) {
         replicas.sort_by_key(|r| r.pid);
         let pids: Vec<String> = replicas.iter().map(|r| r.pid.to_string()).collect();
         let ids: Vec<&str> = replicas.iter().map(|r| short_id(&r.weavelet_id)).collect();
+        // Every listed replica is live: the babysitter drops dead ones at
+        // once, and counts the restarts of each replica index.
+        let restarts: u32 = replicas.iter().map(|r| r.restarts).sum();
         let _ = write!(
             out,
             "<tr class=\"component\" data-component=\"{n}\" data-replicas=\"{r}\" \
-             data-pids=\"{p}\"><td title=\"{n}\">{short}</td><td>{g}</td>\
+             data-pids=\"{p}\" data-restarts=\"{restarts}\"><td title=\"{n}\">{short}</td><td>{g}</td>\
              <td class=\"num replicas\">{r}</td><td class=\"mono pids\">{p}</td>\
-             <td class=\"mono\">{i}</td></tr>",
+             <td class=\"mono\">{i}</td><td class=\"num restarts\">{restarts}</td></tr>",
             n = escape(&c.name),
             short = escape(short_component(&c.name)),
             g = escape(&c.group),

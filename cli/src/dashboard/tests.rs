@@ -11,6 +11,9 @@ fn status() -> Status {
     let replica = |pid, id: &str| ReplicaStatus {
         pid,
         weavelet_id: id.to_owned(),
+        index: 0,
+        // The Main replica with pid 12 was restarted twice.
+        restarts: if pid == 12 { 2 } else { 0 },
     };
     Status {
         app: "hello".into(),
@@ -33,6 +36,11 @@ fn status() -> Status {
             name: "hello".into(),
             address: "127.0.0.1:12345".into(),
         }],
+        sections: [(
+            "hello::Reverser".to_owned(),
+            "greeting = \"<hi>\"\n".to_owned(),
+        )]
+        .into(),
     }
 }
 
@@ -130,8 +138,14 @@ fn the_deployment_page_shows_components_methods_and_listeners() {
         page.contains("<td class=\"mono address\">127.0.0.1:12345</td>"),
         "{page}"
     );
+    assert!(page.contains(
+        "data-component=\"weaver::Main\" data-replicas=\"2\" data-pids=\"11 12\" data-restarts=\"2\""
+    ));
+    assert!(page.contains("data-component=\"hello::Reverser\" data-replicas=\"1\" data-pids=\"21\" data-restarts=\"0\""));
+    // The config sections, escaped.
     assert!(
-        page.contains("data-component=\"weaver::Main\" data-replicas=\"2\" data-pids=\"11 12\"")
+        page.contains("<code>[\"hello::Reverser\"]</code><pre class=\"mono\">greeting = &quot;&lt;hi&gt;&quot;</pre>"),
+        "{page}"
     );
     assert!(
         page.contains("data-method=\"reverse\" data-calls=\"5\""),

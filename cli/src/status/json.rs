@@ -19,7 +19,7 @@
 //!         {
 //!           "name": "hello::Reverser",
 //!           "group": "hello::Reverser",
-//!           "replicas": [{ "pid": 695136, "weavelet_id": "d0c0ffee-…" }]
+//!           "replicas": [{ "pid": 695136, "weavelet_id": "d0c0ffee-…", "restarts": 0 }]
 //!         }
 //!       ],
 //!       "listeners": [{ "name": "hello", "address": "127.0.0.1:12345" }]
@@ -84,6 +84,9 @@ struct Replica<'a> {
     /// Its weavelet id (for `single`, the deployment id: the process is the
     /// run's one weavelet).
     weavelet_id: &'a str,
+    /// How many times the babysitter restarted this replica (always 0 for
+    /// `single`).
+    restarts: u32,
 }
 
 /// One listener.
@@ -147,6 +150,7 @@ fn component(c: &ComponentStatus) -> Component<'_> {
             .map(|r| Replica {
                 pid: r.pid,
                 weavelet_id: &r.weavelet_id,
+                restarts: r.restarts,
             })
             .collect(),
     }

@@ -34,6 +34,8 @@ fn component(name: &str, replicas: &[(u32, &str)]) -> ComponentStatus {
             .map(|(pid, id)| ReplicaStatus {
                 pid: *pid,
                 weavelet_id: (*id).to_owned(),
+                index: 0,
+                restarts: 0,
             })
             .collect(),
     }
@@ -65,6 +67,7 @@ fn deployments() -> Vec<Status> {
             ),
         ],
         listeners: vec![listener("hello", "127.0.0.1:12345")],
+        sections: Default::default(),
     };
     let chat = Status {
         app: "chat".into(),
@@ -79,6 +82,7 @@ fn deployments() -> Vec<Status> {
             listener("api", "[::]:41619"),
             listener("admin", "127.0.0.1:9001"),
         ],
+        sections: Default::default(),
     };
     vec![hello, chat]
 }
@@ -311,7 +315,8 @@ const TWO_DEPLOYMENTS_JSON: &str = r#"{
           "replicas": [
             {
               "pid": 42,
-              "weavelet_id": "feedface-0"
+              "weavelet_id": "feedface-0",
+              "restarts": 0
             }
           ]
         },
@@ -321,11 +326,13 @@ const TWO_DEPLOYMENTS_JSON: &str = r#"{
           "replicas": [
             {
               "pid": 7,
-              "weavelet_id": "aaaaaaaa-1"
+              "weavelet_id": "aaaaaaaa-1",
+              "restarts": 0
             },
             {
               "pid": 8,
-              "weavelet_id": "bbbbbbbb-2"
+              "weavelet_id": "bbbbbbbb-2",
+              "restarts": 0
             }
           ]
         }
@@ -355,11 +362,13 @@ const TWO_DEPLOYMENTS_JSON: &str = r#"{
           "replicas": [
             {
               "pid": 695136,
-              "weavelet_id": "d0c0ffee-4444"
+              "weavelet_id": "d0c0ffee-4444",
+              "restarts": 0
             },
             {
               "pid": 695137,
-              "weavelet_id": "e1f2a3b4-5555"
+              "weavelet_id": "e1f2a3b4-5555",
+              "restarts": 0
             }
           ]
         },
@@ -369,11 +378,13 @@ const TWO_DEPLOYMENTS_JSON: &str = r#"{
           "replicas": [
             {
               "pid": 695110,
-              "weavelet_id": "0badcafe-1111"
+              "weavelet_id": "0badcafe-1111",
+              "restarts": 0
             },
             {
               "pid": 695111,
-              "weavelet_id": "12345678-aaaa"
+              "weavelet_id": "12345678-aaaa",
+              "restarts": 0
             }
           ]
         }
