@@ -22,7 +22,10 @@ use super::tune::{Tuner, Wait};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long dialling a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -88,6 +91,22 @@ impl Connection {
     ///
     /// A remote error if the peer cannot be reached.
     pub(crate) async fn connect(addr: &Addr) -> Result<Connection> {
+        Self::connect_within(addr, CONNECT_TIMEOUT).await
+    }
+
+    /// [`connect`](Self::connect), giving up after `timeout`: a peer
+    /// across a network that drops packets would otherwise hold the call
+    /// for as long as the kernel retries its SYNs (minutes).
+    pub(crate) async fn connect_within(addr: &Addr, timeout: Duration) -> Result<Connection> {
+        match tokio::time::timeout(timeout, Self::dial(addr)).await {
+            Ok(conn) => conn,
+            Err(_) => Err(Error::remote(format!(
+                "dial {addr}: no answer within {timeout:?}"
+            ))),
+        }
+    }
+
+    async fn dial(addr: &Addr) -> Result<Connection> {
         let unreachable = |e: std::io::Error| Error::remote(format!("dial {addr}: {e}"));
         let stream = match addr {
             Addr::Unix(path) => {

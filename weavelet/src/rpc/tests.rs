@@ -402,3 +402,58 @@ async fn a_vanished_server_is_a_remote_error() {
     assert!(err.is_remote(), "{err:?}");
     assert!(conn.is_closed());
 }
+
+/// A TCP listener on loopback whose accept queue is full (backlog 0, never
+/// accepted, filled by `held`): the kernel drops further SYNs, as a peer
+/// behind a lossy network would.
+fn full_listener() -> (
+    std::os::fd::OwnedFd,
+    std::net::SocketAddr,
+    Vec<std::net::TcpStream>,
+) {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, listen, socket,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .expect("socket");
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, 0),
+    )
+    .expect("bind");
+    listen(&fd, nix::sys::socket::Backlog::new(0).expect("backlog")).expect("listen");
+    let local: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).expect("name");
+    let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, local.port()));
+    // Fill the queue: these complete (or hang, once it is full: bounded).
+    let held = (0..3)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    (fd, addr, held)
+}
+
+#[tokio::test]
+async fn a_dial_that_gets_no_answer_gives_up_in_time() {
+    let (_listener, addr, held) = full_listener();
+    assert!(!held.is_empty(), "the queue took at least one connection");
+    let started = std::time::Instant::now();
+    let err = Connection::connect_within(
+        &super::Addr::Tcp(addr.to_string()),
+        Duration::from_millis(300),
+    )
+    .await
+    .err()
+    .expect("the queue is full: no answer");
+    assert!(
+        err.is_remote(),
+        "a transport error, retried like one: {err:?}"
+    );
+    assert!(err.message().contains("no answer within 300ms"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
