@@ -20,6 +20,7 @@
 
 mod graph;
 mod html;
+pub(crate) use html::escape;
 mod methods;
 mod pages;
 #[cfg(test)]

@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::dashboard::escape;
+
 /// Width of the drawing, in pixels.
 const WIDTH: f64 = 1200.0;
 /// Height of one frame row.
@@ -138,21 +140,6 @@ fn color(name: &str, depth: usize) -> String {
     let g = 80 + ((h / 55) % 130);
     let b = (h / 7150) % 60;
     format!("rgb({r},{g},{b})")
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

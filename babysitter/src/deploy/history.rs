@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weaver_proto::metrics::{MethodStats, MethodWindow};
+use weaver_proto::metrics::{MethodStats, MethodWindow, quantile};
 use weaver_proto::runtime::{MetricDef, MetricValue};
 
 #[cfg(test)]
@@ -188,38 +188,6 @@ fn add_counts(sum: &mut Vec<u64>, counts: &[u64]) {
 fn whole(v: f64) -> u64 {
     // `as` saturates, and NaN becomes 0.
     v.max(0.0).round() as u64
-}
-
-/// The `q` quantile of a histogram, interpolated linearly within its bucket
-/// as Prometheus's `histogram_quantile` does (the first bucket starts at
-/// 0). Every bucket counts, the one above every bound included (Go's
-/// dashboard leaves it out); a quantile that falls there is at least the
-/// largest bound, and that is what it reads. 0 for an empty histogram.
-pub(crate) fn quantile(bounds: &[f64], counts: &[u64], q: f64) -> f64 {
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return 0.0;
-    }
-    let rank = q * total as f64;
-    let mut below = 0u64;
-    for (i, &count) in counts.iter().enumerate() {
-        if count == 0 {
-            continue;
-        }
-        if (below + count) as f64 >= rank {
-            let Some(&upper) = bounds.get(i) else {
-                break;
-            };
-            let lower = if i == 0 {
-                upper.min(0.0)
-            } else {
-                bounds[i - 1]
-            };
-            return lower + (upper - lower) * (rank - below as f64) / count as f64;
-        }
-        below += count;
-    }
-    bounds.last().copied().unwrap_or(0.0)
 }
 
 /// The method counts in one replica's series.

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use weaver_babysitter::{MethodStats, MethodWindow, Metric};
+use weaver_proto::metrics::quantile;
 
 /// What one method's series add up to.
 #[derive(Default)]
@@ -84,33 +85,4 @@ fn window(c: &Counts) -> MethodWindow {
 fn whole(v: f64) -> u64 {
     // `as` saturates, and NaN becomes 0.
     v.max(0.0).round() as u64
-}
-
-/// The `q` quantile of a histogram, interpolated within its bucket as the
-/// babysitter (and Prometheus's `histogram_quantile`) does.
-fn quantile(bounds: &[f64], counts: &[u64], q: f64) -> f64 {
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return 0.0;
-    }
-    let rank = q * total as f64;
-    let mut below = 0u64;
-    for (i, &count) in counts.iter().enumerate() {
-        if count == 0 {
-            continue;
-        }
-        if (below + count) as f64 >= rank {
-            let Some(&upper) = bounds.get(i) else {
-                break;
-            };
-            let lower = if i == 0 {
-                upper.min(0.0)
-            } else {
-                bounds[i - 1]
-            };
-            return lower + (upper - lower) * (rank - below as f64) / count as f64;
-        }
-        below += count;
-    }
-    bounds.last().copied().unwrap_or(0.0)
 }
