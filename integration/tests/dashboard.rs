@@ -194,7 +194,11 @@ async fn eventually(
     mut ready: impl FnMut(&str) -> anyhow::Result<bool>,
 ) -> anyhow::Result<String> {
     let start = Instant::now();
+    // The page is the event: fetched on a fixed cadence until it shows
+    // what is expected or the deadline passes.
+    let mut every = tokio::time::interval(Duration::from_millis(200));
     loop {
+        every.tick().await;
         let (code, page) = dash.get(path).await?;
         assert_eq!(code, 200, "{path}: {page}");
         if ready(&page)? {
@@ -203,7 +207,6 @@ async fn eventually(
         if start.elapsed() > DEADLINE {
             bail!("{path} never showed what was expected:\n{page}");
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -53,7 +53,10 @@ async fn the_poller_polls_every_period_and_stops_at_teardown() {
     let w = next(&mut spawned).await;
     let booted = Instant::now();
     w.set_calls(3);
-    // Nobody asks: the poller alone picks the calls up.
+    // Nobody asks: the poller alone picks the calls up. The clock is
+    // paused (start_paused): this sleep is virtual time, which tokio moves
+    // on only when every task is idle, so each tick's poll runs to its end
+    // and nothing waits in real time; the ticks are the events awaited.
     tokio::time::sleep(METRICS_PERIOD * 3 + METRICS_PERIOD / 2).await;
     let last = d.shared.metrics.last_poll().expect("polled");
     // Ticks at boot and every period after (boot may precede `booted`).
@@ -63,6 +66,7 @@ async fn the_poller_polls_every_period_and_stops_at_teardown() {
 
     d.shutdown(Duration::from_secs(1)).await;
     assert!(d.shared.collector.lock().expect("lock").is_none());
+    // Virtual time again: a tick after teardown would have polled by now.
     tokio::time::sleep(QUIET).await;
     assert_eq!(
         d.shared.metrics.last_poll(),
