@@ -13,7 +13,7 @@ mod registry;
 mod status;
 
 pub use config::{Config, ConfigError, RestartPolicy, Transport};
-pub use deploy::{DeployError, Deployment, Options};
+pub use deploy::{DeployError, Deployment, Options, error_chain};
 pub use registry::{DATA_DIR_ENV, Registration, Registry, RegistryError, data_dir, runtime_dir};
 pub use status::{
     ComponentStatus, ListenerStatus, METHODS_PATH, METRICS_PATH, MethodStats, MethodWindow,

@@ -298,12 +298,16 @@ impl Dashboard {
             Source::Multi(registry) => {
                 let live = status::live(registry, FETCH_TIMEOUT)
                     .await
-                    .map_err(|e| error_text(&e))?;
+                    .map_err(|e| weaver_babysitter::error_chain(&e))?;
                 Ok(live
                     .into_iter()
                     .map(|d| {
                         let r = d.registration;
-                        (r.app, r.deployment_id, d.status.map_err(|e| error_text(&e)))
+                        (
+                            r.app,
+                            r.deployment_id,
+                            d.status.map_err(|e| weaver_babysitter::error_chain(&e)),
+                        )
                     })
                     .collect())
             }
@@ -348,7 +352,7 @@ impl Dashboard {
         if self.tool == Tool::Single {
             let metrics = status::fetch_metrics(addr, FETCH_TIMEOUT)
                 .await
-                .map_err(|e| error_text(&e));
+                .map_err(|e| weaver_babysitter::error_chain(&e));
             return pages::Extra {
                 methods: metrics
                     .as_ref()
@@ -362,8 +366,8 @@ impl Dashboard {
             status::fetch_summed_metrics(addr, FETCH_TIMEOUT),
         );
         pages::Extra {
-            methods: methods.map_err(|e| error_text(&e)),
-            metrics: metrics.map_err(|e| error_text(&e)),
+            methods: methods.map_err(|e| weaver_babysitter::error_chain(&e)),
+            metrics: metrics.map_err(|e| weaver_babysitter::error_chain(&e)),
         }
     }
 
@@ -461,7 +465,10 @@ impl Dashboard {
         });
         match read.await {
             Ok(Ok(read)) => Ok(read),
-            Ok(Err(e)) => Err(format!("cannot read the logs: {}", error_text(&e))),
+            Ok(Err(e)) => Err(format!(
+                "cannot read the logs: {}",
+                weaver_babysitter::error_chain(&e)
+            )),
             Err(e) => Err(format!("cannot read the logs: {e}")),
         }
     }
@@ -514,7 +521,10 @@ impl Dashboard {
         let registered = match registry.list() {
             Ok(list) => list.into_iter().find(|r| r.deployment_id == id),
             Err(e) => {
-                let body = pages::problem("Cannot read the registry", &error_text(&e));
+                let body = pages::problem(
+                    "Cannot read the registry",
+                    &weaver_babysitter::error_chain(&e),
+                );
                 return Err(self.page(StatusCode::INTERNAL_SERVER_ERROR, "Error", None, 0, body));
             }
         };
@@ -541,7 +551,10 @@ impl Dashboard {
             Ok(_) => Ok(ended("its status address now serves another deployment")),
             Err(e) if e.is_refused() => Ok(ended("its babysitter no longer answers")),
             Err(e) => {
-                let body = pages::problem("Deployment not answering", &error_text(&e));
+                let body = pages::problem(
+                    "Deployment not answering",
+                    &weaver_babysitter::error_chain(&e),
+                );
                 Err(self.page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Not answering",
@@ -593,7 +606,10 @@ impl Dashboard {
         if e.is_refused() {
             return self.ended(&s.deployment_id, "it no longer answers");
         }
-        let body = pages::problem("Deployment not answering", &error_text(e));
+        let body = pages::problem(
+            "Deployment not answering",
+            &weaver_babysitter::error_chain(e),
+        );
         self.page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Not answering",
@@ -650,18 +666,6 @@ impl Reply {
         headers.insert("content-security-policy", HeaderValue::from_static(CSP));
         resp
     }
-}
-
-/// An error and its causes, on one line.
-fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The parameters of a query string, percent-decoded (`+` is a space); the

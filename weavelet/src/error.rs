@@ -303,7 +303,7 @@ impl std::error::Error for Error {
 }
 
 /// The message of `e` followed by its sources, joined by ": ".
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -95,7 +95,7 @@ impl EnvelopeHandler for ReplicaHandler {
 }
 
 /// The error and its sources, joined by ": ".
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -47,6 +47,7 @@ use crate::status::{
 };
 
 pub use self::error::DeployError;
+pub use self::handler::error_chain;
 
 mod error;
 

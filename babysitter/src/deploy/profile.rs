@@ -33,7 +33,7 @@ impl Replica for Arc<Envelope> {
     async fn get_profile(&self, req: GetProfileRequest) -> Result<Vec<u8>, String> {
         Envelope::get_profile(self, req)
             .await
-            .map_err(|e| chain(&e))
+            .map_err(|e| super::handler::error_chain(&e))
     }
 }
 
@@ -66,7 +66,10 @@ pub(crate) async fn profile_groups<R: Replica>(
             errors,
         },
         Err(e) => {
-            errors.push(format!("cannot merge the groups' profiles: {}", chain(&e)));
+            errors.push(format!(
+                "cannot merge the groups' profiles: {}",
+                super::handler::error_chain(&e)
+            ));
             Profiled {
                 data: Vec::new(),
                 errors,
@@ -90,7 +93,9 @@ async fn profile_group<R: Replica>(
             if data.is_empty() {
                 return Ok(None);
             }
-            profile::decode(&data).map(Some).map_err(|e| chain(&e))
+            profile::decode(&data)
+                .map(Some)
+                .map_err(|e| super::handler::error_chain(&e))
         });
         match decoded {
             Ok(Some(mut p)) => {
@@ -107,18 +112,6 @@ async fn profile_group<R: Replica>(
         }
     }
     Err(last)
-}
-
-/// `e` and its causes, joined by `: `.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

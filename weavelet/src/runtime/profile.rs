@@ -53,14 +53,7 @@ struct Busy;
 impl ProfileError {
     /// The message with its whole chain of causes, for a reply.
     pub(crate) fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        text
+        crate::error::chain(self)
     }
 
     /// Whether the request, not the process, is at fault.
